@@ -1,0 +1,103 @@
+// Command line: parses argv, runs one command, returns the exit code (0 ok, 1 failure, 64 usage, 78 config).
+
+import { parseArgs } from 'node:util'
+import { ConfigError, exitCodes } from './errors.ts'
+import { runCheck } from './commands/check.ts'
+import { runDemo } from './commands/demo.ts'
+import { runServe } from './commands/serve.ts'
+import { runToken } from './commands/token.ts'
+
+/** Where a command writes; injected so tests can capture it. */
+export interface CliIo {
+  readonly out: (line: string) => void
+  readonly err: (line: string) => void
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
+  readonly untilStopped: () => Promise<void>
+}
+
+export const usage = `helseid-broker: HelseID token broker sidecar (client_credentials + private_key_jwt + DPoP)
+
+Usage:
+  helseid-broker serve --config FILE
+  helseid-broker demo [--proxy-port N] [--admin-port N]
+  helseid-broker check --config FILE
+  helseid-broker token --config FILE --tenant NAME --api NAME [--show-token]
+  helseid-broker --help | --version
+
+Exit codes: 0 ok, 1 runtime failure, 64 usage error, 78 configuration error.`
+
+const options = {
+  config: { type: 'string' },
+  tenant: { type: 'string' },
+  api: { type: 'string' },
+  'show-token': { type: 'boolean' },
+  'proxy-port': { type: 'string' },
+  'admin-port': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' }
+} as const
+
+/** Runs the command named in argv (without node and script). */
+export async function main (argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true })
+  } catch (error) {
+    io.err(`${error instanceof Error ? error.message : String(error)}\n\n${usage}`)
+    return exitCodes.usage
+  }
+  const { values, positionals } = parsed
+  const [command, ...rest] = positionals
+  if (values.help === true || command === 'help') {
+    io.out(usage)
+    return exitCodes.ok
+  }
+  if (values.version === true) {
+    io.out('helseid-broker 0.1.0')
+    return exitCodes.ok
+  }
+  if (command === undefined) return usageError(io, 'no command given')
+  if (rest.length > 0) return usageError(io, `unexpected argument "${rest[0] ?? ''}"`)
+
+  try {
+    switch (command) {
+      case 'serve':
+        if (values.config === undefined) return usageError(io, 'serve needs --config FILE')
+        return await runServe(values.config, io)
+      case 'check':
+        if (values.config === undefined) return usageError(io, 'check needs --config FILE')
+        return await runCheck(values.config, io.out)
+      case 'token':
+        if (values.config === undefined || values.tenant === undefined || values.api === undefined) {
+          return usageError(io, 'token needs --config FILE --tenant NAME --api NAME')
+        }
+        return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true }, io)
+      case 'demo': {
+        const proxyPort = parsePort(values['proxy-port'], 8480)
+        const adminPort = parsePort(values['admin-port'], 8481)
+        if (proxyPort === undefined || adminPort === undefined) return usageError(io, '--proxy-port and --admin-port take a port number (0-65535)')
+        return await runDemo({ proxyPort, adminPort }, io)
+      }
+      default:
+        return usageError(io, `unknown command "${command}"`)
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.err(error.message)
+      return exitCodes.config
+    }
+    io.err(`helseid-broker ${command}: ${error instanceof Error ? error.message : String(error)}`)
+    return exitCodes.failure
+  }
+}
+
+function usageError (io: CliIo, message: string): number {
+  io.err(`${message}\n\n${usage}`)
+  return exitCodes.usage
+}
+
+function parsePort (value: string | undefined, fallback: number): number | undefined {
+  if (value === undefined) return fallback
+  const port = Number(value)
+  return /^\d{1,5}$/.test(value) && port <= 65535 ? port : undefined
+}

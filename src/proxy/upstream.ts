@@ -1,0 +1,31 @@
+// Upstream connections: one keep-alive undici agent per API, and undici failures mapped to broker codes.
+
+import { Agent } from 'undici'
+import { BrokerError } from '../errors.ts'
+import type { ApiConfig } from '../config/config.ts'
+
+/** Creates the keep-alive connection pool for one API. */
+export function createUpstreamAgent (api: ApiConfig): Agent {
+  return new Agent({
+    connect: { timeout: api.connectTimeoutMs },
+    headersTimeout: api.timeoutMs,
+    bodyTimeout: api.timeoutMs,
+    keepAliveTimeout: 30_000,
+    connections: 256
+  })
+}
+
+const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+/** Maps a failed upstream exchange to BROKER_UPSTREAM_TIMEOUT (504) or BROKER_UPSTREAM_UNREACHABLE (502). */
+export function toUpstreamError (error: unknown, api: ApiConfig): BrokerError {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+  if (timeoutCodes.has(code)) {
+    return new BrokerError('BROKER_UPSTREAM_TIMEOUT', `API ${api.name} did not answer within ${api.timeoutMs} ms`, { cause: error })
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new BrokerError('BROKER_UPSTREAM_UNREACHABLE', `API ${api.name}: connecting timed out after ${api.connectTimeoutMs} ms (is the firewall open?)`, { cause: error })
+  }
+  const reason = code === '' ? 'connection failed' : code
+  return new BrokerError('BROKER_UPSTREAM_UNREACHABLE', `API ${api.name} unreachable (${reason})`, { cause: error })
+}
