@@ -134,6 +134,9 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
 
   const admin = Fastify(common)
   admin.setErrorHandler(handleError)
+  // The path is not echoed: a mistaken proxy call on this port may carry personal data in it.
+  admin.setNotFoundHandler((request, reply) => sendProblem(reply,
+    toProblem('BROKER_NOT_FOUND', `no admin route answers this ${request.method} request; this listener serves GET /healthz, /readyz, /metrics, /status, /docs and /openapi.json`, request.id)))
   admin.addHook('onResponse', async (request, reply) => { logRequest(request, reply) })
   admin.addSchema(statusReportSchema)
   await admin.register(swagger, {

@@ -25,6 +25,8 @@ export interface FakePersontjenestenOptions {
   readonly requireNonce?: boolean
   /** Source of time for token and proof checks; default the system clock. */
   readonly clock?: Clock
+  /** How long the issuer's JWKS is trusted before it is fetched again; default 10 minutes (0: every request, to see key rollovers at once). */
+  readonly jwksCacheMaxAgeMs?: number
 }
 
 /** One request as the server received it. */
@@ -75,7 +77,7 @@ export async function startFakePersontjenesten (options: FakePersontjenestenOpti
   const context: ResourceAuthContext = {
     issuer: options.issuer,
     audience: options.audience ?? 'nhn:hgd-persontjenesten-api',
-    keys: createRemoteJWKSet(new URL(options.jwksUri), { cooldownDuration: 0 }),
+    keys: createRemoteJWKSet(new URL(options.jwksUri), { cooldownDuration: 0, cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000 }),
     clock: options.clock ?? systemClock,
     replay: createReplayCache(),
     requiredNonce: () => options.requireNonce === true ? nonce : undefined
