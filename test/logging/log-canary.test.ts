@@ -10,7 +10,7 @@ const callerSecret = 'CANARY-caller-secret-7f3a'
 const callerCookie = 'CANARY-cookie-91b2'
 
 t.test('no token, proof, assertion, key part, caller secret or national identity number reaches the log', async t => {
-  const broker = await startTestBroker(t, { apiTimeoutMs: 300 })
+  const broker = await startTestBroker(t, { apiTimeoutMs: 300, persontjenesten: { jwksCacheMaxAgeMs: 0 } })
   const base = '/granfjelldal/persontjenesten/api/v3/restricted-access'
   const headers = { authorization: `Bearer ${callerSecret}`, cookie: callerCookie, dpop: callerSecret }
 
