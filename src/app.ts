@@ -5,7 +5,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
-import { Agent, fetch as undiciFetch } from 'undici'
+import { fetch as undiciFetch, type Dispatcher } from 'undici'
+import { createEgressDispatcher, type ProxyEnvironment } from './http/egress.ts'
 import { systemClock, type Clock } from './clock.ts'
 import type { ApiConfig, BrokerConfig, ListenAddress } from './config/config.ts'
 import { adminRoutes, type ReadinessCheck } from './admin/admin-routes.ts'
@@ -31,6 +32,8 @@ export interface DependencyOptions {
   readonly clock?: Clock
   readonly fetch?: FetchLike
   readonly retry?: RetryPolicy
+  /** Proxy variables (HTTPS_PROXY, NO_PROXY…); default process.env, read once here. */
+  readonly env?: ProxyEnvironment
 }
 
 /** The services, built once at start-up. */
@@ -44,7 +47,7 @@ export interface BrokerDependencies {
   readonly tenants: ReadonlyMap<string, TenantRuntime>
   readonly startedAtMs: number
   /** The keep-alive pool of one API. */
-  readonly agentFor: (api: ApiConfig) => Agent
+  readonly agentFor: (api: ApiConfig) => Dispatcher
   /** Releases connection pools. */
   readonly close: () => Promise<void>
 }
@@ -58,7 +61,8 @@ export async function createDependencies (
 ): Promise<BrokerDependencies> {
   const clock = options.clock ?? systemClock
   const metrics = createMetrics()
-  const idpAgent = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: config.helseid.timeoutMs } })
+  const env = options.env ?? process.env
+  const idpAgent = createEgressDispatcher(config.egress.proxy, env, { keepAliveTimeout: 30_000, connect: { timeout: config.helseid.timeoutMs } })
   const fetch: FetchLike = options.fetch ?? (async (url, init) => await undiciFetch(url, { ...init, dispatcher: idpAgent }))
   const discovery = createDiscovery({ issuer: config.helseid.issuer, fetch, clock, timeoutMs: config.helseid.timeoutMs })
   const tokenLogger = logger.child({ module: 'tokens' })
@@ -78,7 +82,7 @@ export async function createDependencies (
     ...(options.retry === undefined ? {} : { retry: options.retry })
   })
   const tenants = await createTenantRuntimes(config, credentials)
-  const agents = new Map<string, Agent>()
+  const agents = new Map<string, Dispatcher>()
   return {
     config,
     clock,
@@ -88,10 +92,10 @@ export async function createDependencies (
     tokens,
     tenants,
     startedAtMs: clock.nowMs(),
-    agentFor (api: ApiConfig): Agent {
+    agentFor (api: ApiConfig): Dispatcher {
       let agent = agents.get(api.name)
       if (agent === undefined) {
-        agent = createUpstreamAgent(api)
+        agent = createUpstreamAgent(api, config.egress.proxy, env)
         agents.set(api.name, agent)
       }
       return agent

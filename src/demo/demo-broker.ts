@@ -19,6 +19,8 @@ export interface DemoOptions {
   readonly authority?: Omit<FakeAuthorityOptions, 'clients'>
   readonly persontjenesten?: Omit<FakePersontjenestenOptions, 'issuer' | 'jwksUri'>
   readonly broker?: DependencyOptions
+  /** An outbound proxy for every call the broker makes (egress.proxy). */
+  readonly egressProxy?: string
   /** Upstream timeout of the demo API; default 10 s. */
   readonly apiTimeoutMs?: number
   /** Scopes the demo API requests; default the restricted-access scope. */
@@ -53,7 +55,7 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
       source: '(built-in demo)',
       helseid: { environment: 'custom', issuer: authority.issuer, selvbetjeningUrl: authority.issuer, timeoutMs: 5000 },
       listen: { proxy: { host: '127.0.0.1', port: options.proxyPort }, admin: { host: '127.0.0.1', port: options.adminPort } },
-      egress: {},
+      egress: options.egressProxy === undefined ? {} : { proxy: options.egressProxy },
       apis: {
         persontjenesten: {
           name: 'persontjenesten',

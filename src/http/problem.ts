@@ -49,7 +49,11 @@ function fastifyClientError (error: unknown): { statusCode: number, message: str
 /** The one error handler of both listeners. */
 export function handleError (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof BrokerError) {
-    request.log[error.statusCode >= 500 ? 'warn' : 'info']({ code: error.code, err: error }, 'request failed')
+    if (error.statusCode >= 500) {
+      request.log.warn({ code: error.code, err: error }, 'request failed')
+    } else {
+      request.log.info({ code: error.code, detail: error.message }, 'request refused')
+    }
     return sendProblem(reply, toProblem(error.code, error.message, request.id, error.extra))
   }
   const clientError = fastifyClientError(error)

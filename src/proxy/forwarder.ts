@@ -1,7 +1,7 @@
 // One proxied call: token, fresh DPoP proof, upstream request, and the one-retry rules of RFC 9449.
 
 import type { Readable } from 'node:stream'
-import type { Agent, Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { Clock } from '../clock.ts'
 import type { ApiConfig } from '../config/config.ts'
 import type { BrokerMetrics } from '../admin/metrics.ts'
@@ -37,7 +37,7 @@ export interface ForwarderOptions {
   readonly nonces: NonceStore
   readonly clock: Clock
   readonly metrics: BrokerMetrics
-  readonly agentFor: (api: ApiConfig) => Agent
+  readonly agentFor: (api: ApiConfig) => Dispatcher
 }
 
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])

@@ -9,6 +9,7 @@ import type { Forwarder } from './forwarder.ts'
 import { toCallerHeaders, toUpstreamHeaders } from './forward-headers.ts'
 import { parseProxyTarget, toUpstreamUrl } from './target-url.ts'
 import { requestLabels } from './request-labels.ts'
+import { maskPath } from '../logging.ts'
 
 export interface ProxyRoutesOptions {
   readonly tenants: ReadonlyMap<string, TenantRuntime>
@@ -33,9 +34,9 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
     handler: async (request, reply) => {
       const target = parseProxyTarget(request.raw.url ?? '')
       const tenant = options.tenants.get(target.tenant)
-      if (tenant === undefined) throw new BrokerError('BROKER_TENANT_NOT_FOUND', `no tenant named "${target.tenant}" is configured`)
+      if (tenant === undefined) throw new BrokerError('BROKER_TENANT_NOT_FOUND', `no tenant named "${safeName(target.tenant)}" is configured`)
       const api = tenant.apis.get(target.api)
-      if (api === undefined) throw new BrokerError('BROKER_API_NOT_FOUND', `tenant "${target.tenant}" has no API named "${target.api}"`)
+      if (api === undefined) throw new BrokerError('BROKER_API_NOT_FOUND', `tenant "${target.tenant}" has no API named "${safeName(target.api)}"`)
       const { url, htu } = toUpstreamUrl(api.config.url, target)
       requestLabels.set(request.raw, { tenant: target.tenant, api: target.api })
 
@@ -62,6 +63,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       return await reply.send(request.method === 'HEAD' ? undefined : response.body)
     }
   })
+}
+
+/** A name from the caller's path, fit for a message that may be logged: identifier-shaped names are masked. */
+function safeName (name: string): string {
+  return maskPath(`/${name}`).slice(1)
 }
 
 /** Buffers small bodies (known length within the limit); streams the rest; undefined when there is none. */

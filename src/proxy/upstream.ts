@@ -1,12 +1,13 @@
 // Upstream connections: one keep-alive undici agent per API, and undici failures mapped to broker codes.
 
-import { Agent } from 'undici'
+import type { Dispatcher } from 'undici'
+import { createEgressDispatcher, type ProxyEnvironment } from '../http/egress.ts'
 import { BrokerError } from '../errors.ts'
 import type { ApiConfig } from '../config/config.ts'
 
-/** Creates the keep-alive connection pool for one API. */
-export function createUpstreamAgent (api: ApiConfig): Agent {
-  return new Agent({
+/** Creates the keep-alive connection pool for one API, through the egress proxy when one is configured. */
+export function createUpstreamAgent (api: ApiConfig, egressProxy: string | undefined, env: ProxyEnvironment): Dispatcher {
+  return createEgressDispatcher(egressProxy, env, {
     connect: { timeout: api.connectTimeoutMs },
     headersTimeout: api.timeoutMs,
     bodyTimeout: api.timeoutMs,

@@ -21,6 +21,8 @@ t.test('no token, proof, assertion, key part, caller secret or national identity
   await broker.call(`/fjordvik/persontjenesten/api/v3/restricted-access/event/latest?nin=${ninInQuery}`, { headers })
   await rawRequest(broker.broker.proxyUrl, `${base}/person/%2e%2e/${ninInPath}`, { headers })
   await broker.call(`/nosuchtenant/persontjenesten/${ninInPath}`, { headers })
+  await broker.call(`/${ninInPath}/persontjenesten/api`, { headers })
+  await broker.call(`/granfjelldal/${ninInPath}/api`, { headers })
   broker.persontjenesten.setResponseDelayMs(1000)
   await broker.call(`${base}/person/${ninInPath}?informationParts=Name`, { headers })
   broker.persontjenesten.setResponseDelayMs(0)
