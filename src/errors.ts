@@ -8,7 +8,6 @@ export const errorCatalogue = {
   BROKER_TENANT_NOT_FOUND: { status: 404, title: 'Unknown tenant' },
   BROKER_API_NOT_FOUND: { status: 404, title: 'Unknown API for this tenant' },
   BROKER_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
-  BROKER_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
   BROKER_IDP_REJECTED: { status: 502, title: 'HelseID refused the token request' },
   BROKER_IDP_BAD_RESPONSE: { status: 502, title: 'HelseID answered with something unusable' },
   BROKER_IDP_UNREACHABLE: { status: 503, title: 'HelseID unreachable and no valid cached token' },

@@ -58,7 +58,7 @@ export function handleError (error: unknown, request: FastifyRequest, reply: Fas
   }
   const clientError = fastifyClientError(error)
   if (clientError !== undefined) {
-    const code: ErrorCode = clientError.statusCode === 413 ? 'BROKER_BODY_TOO_LARGE' : 'BROKER_BAD_REQUEST'
+    const code: ErrorCode = 'BROKER_BAD_REQUEST'
     request.log.info({ code }, 'request refused')
     return sendProblem(reply, { ...toProblem(code, clientError.message, request.id), status: clientError.statusCode })
   }

@@ -253,3 +253,16 @@ t.test('path tricks are refused before any token is fetched', async t => {
   t.equal(broker.persontjenesten.received.length, 0)
   t.equal(broker.authority.tokenRequests.length, 0)
 })
+
+t.test('TRACE is refused with 405; HEAD is forwarded and answered without a body', async t => {
+  const broker = await startTestBroker(t)
+
+  const trace = await rawRequest(broker.broker.proxyUrl, events, { method: 'TRACE' })
+  const head = await rawRequest(broker.broker.proxyUrl, events, { method: 'HEAD' })
+
+  t.equal(trace.status, 405)
+  t.equal(trace.headers['helseid-broker-error'], 'BROKER_METHOD_NOT_ALLOWED')
+  t.equal(head.status, 200)
+  t.equal(head.body, '')
+  t.same(broker.persontjenesten.received.map(r => r.method), ['HEAD'])
+})
