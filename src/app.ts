@@ -192,7 +192,9 @@ function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
     {
       name: 'discovery',
       isReady: metadata !== undefined,
-      detail: metadata === undefined ? `HelseID discovery not yet fetched from ${deps.config.helseid.issuer}` : `token endpoint ${metadata.tokenEndpoint}`
+      detail: metadata === undefined
+        ? deps.discovery.lastError() ?? `HelseID discovery not yet fetched from ${deps.config.helseid.issuer}`
+        : `token endpoint ${metadata.tokenEndpoint}`
     }
   ]
 }

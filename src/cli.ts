@@ -66,7 +66,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
         return await runServe(values.config, io)
       case 'check':
         if (values.config === undefined) return usageError(io, 'check needs --config FILE')
-        return await runCheck(values.config, io.out)
+        return await runCheck(values.config, io.out, io.err)
       case 'token':
         if (values.config === undefined || values.tenant === undefined || values.api === undefined) {
           return usageError(io, 'token needs --config FILE --tenant NAME --api NAME')

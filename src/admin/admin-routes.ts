@@ -37,7 +37,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     schema: {
       tags: ['admin'],
       summary: 'Liveness: the process is running',
-      response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } }
+      response: { 200: { description: 'The process is running.', type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } }
     }
   }, async () => ({ status: 'ok' }))
 
@@ -45,7 +45,10 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     schema: {
       tags: ['admin'],
       summary: 'Readiness: keys loaded and HelseID discovery fetched',
-      response: { 200: readinessSchema, 503: readinessSchema }
+      response: {
+        200: { description: 'Ready: every check passed.', ...readinessSchema },
+        503: { description: 'Not ready: the failing checks say why.', ...readinessSchema }
+      }
     }
   }, async (_request, reply) => {
     const checks = options.readiness()
@@ -58,7 +61,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       tags: ['admin'],
       summary: 'Prometheus metrics (text exposition format)',
       produces: ['text/plain'],
-      response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4' } }
+      response: { 200: { type: 'string', description: 'Prometheus text exposition format 0.0.4.' } }
     }
   }, async (_request, reply) => {
     options.beforeMetrics?.()
@@ -70,7 +73,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     schema: {
       tags: ['admin'],
       summary: 'Tenants, key ids, key expiry, cached token lifetimes and scopes (never a token or key)',
-      response: { 200: { $ref: 'StatusReport#' } }
+      response: { 200: { description: 'Tenants, keys and cached token lifetimes.', $ref: 'StatusReport#' } }
     }
   }, async () => options.status())
 }

@@ -48,9 +48,11 @@ export function completeDocument<T extends object> (document: T): T {
   const doc = document as { paths?: Record<string, unknown>, components?: { schemas?: Record<string, unknown> } }
   doc.paths = {
     ...doc.paths,
-    '/{tenant}/{api}/{path}': Object.fromEntries(
-      ['get', 'post', 'put', 'patch', 'delete'].map(method => [method, proxyOperation(method.toUpperCase())])
-    )
+    '/{tenant}/{api}/{path}': {
+      // The proxy route lives on the other listener: point "try it out" there.
+      servers: [{ url: 'http://127.0.0.1:8480', description: 'proxy listener (default address)' }],
+      ...Object.fromEntries(['get', 'post', 'put', 'patch', 'delete'].map(method => [method, proxyOperation(method.toUpperCase())]))
+    }
   }
   doc.components = { ...doc.components, schemas: { ...doc.components?.schemas, Problem: problemSchema } }
   return document

@@ -9,10 +9,10 @@ import type { ClientKey } from '../keys/client-key.ts'
 import { loadTenantCredentials, type TenantCredentials } from '../keys/tenant-keys.ts'
 
 /**
- * Loads the config and all key files, printing a summary (exit 0) or every problem with its path (exit 78).
+ * Loads the config and all key files, printing a summary to `out` (exit 0) or every problem with its path to `err` (exit 78).
  * @throws only for unexpected failures; configuration and key file problems become output and exit code 78
  */
-export async function runCheck (configPath: string, out: (line: string) => void): Promise<number> {
+export async function runCheck (configPath: string, out: (line: string) => void, err: (line: string) => void = out): Promise<number> {
   let config: BrokerConfig
   let credentials: ReadonlyMap<string, TenantCredentials>
   try {
@@ -20,8 +20,8 @@ export async function runCheck (configPath: string, out: (line: string) => void)
     credentials = await loadTenantCredentials(config)
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    out(`${resolve(configPath)}: ${error.issues.length} ${error.issues.length === 1 ? 'problem' : 'problems'}`)
-    for (const issue of error.issues) out(`  ${issue}`)
+    err(`${resolve(configPath)}: ${error.issues.length} ${error.issues.length === 1 ? 'problem' : 'problems'}`)
+    for (const issue of error.issues) err(`  ${issue}`)
     return exitCodes.config
   }
   for (const line of summarise(config, credentials)) out(line)

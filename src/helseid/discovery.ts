@@ -4,6 +4,7 @@ import { BrokerError } from '../errors.ts'
 import type { Clock } from '../clock.ts'
 import type { FetchLike } from './fetch-like.ts'
 import { isAllowedUrl } from './urls.ts'
+import { networkErrorCode } from '../http/network-error.ts'
 
 /** The metadata fields the broker relies on. */
 export interface AuthorityMetadata {
@@ -26,6 +27,8 @@ export interface Discovery {
   readonly get: () => Promise<AuthorityMetadata>
   /** The last document fetched, if any; for readiness. */
   readonly current: () => AuthorityMetadata | undefined
+  /** Why the last fetch failed, if it did and none has succeeded since; for readiness. */
+  readonly lastError: () => string | undefined
 }
 
 /** Creates the discovery cache for one issuer. */
@@ -33,12 +36,17 @@ export function createDiscovery (options: DiscoveryOptions): Discovery {
   const maxAgeMs = options.maxAgeMs ?? 24 * 60 * 60 * 1000
   let cached: { metadata: AuthorityMetadata, fetchedAtMs: number } | undefined
   let inFlight: Promise<AuthorityMetadata> | undefined
+  let lastError: string | undefined
 
   const refresh = (): Promise<AuthorityMetadata> => {
     inFlight ??= fetchMetadata(options)
       .then(metadata => {
         cached = { metadata, fetchedAtMs: options.clock.nowMs() }
+        lastError = undefined
         return metadata
+      }, (error: unknown) => {
+        lastError = error instanceof Error ? error.message : 'discovery failed'
+        throw error
       })
       .finally(() => { inFlight = undefined })
     return inFlight
@@ -53,7 +61,8 @@ export function createDiscovery (options: DiscoveryOptions): Discovery {
       }
       return cached.metadata
     },
-    current: () => cached?.metadata
+    current: () => cached?.metadata,
+    lastError: () => lastError
   }
 }
 
@@ -70,7 +79,7 @@ async function fetchMetadata (options: DiscoveryOptions): Promise<AuthorityMetad
     status = response.status
     text = await response.text()
   } catch (error) {
-    throw new BrokerError('BROKER_IDP_UNREACHABLE', `cannot fetch HelseID discovery from ${options.issuer}`, { cause: error })
+    throw new BrokerError('BROKER_IDP_UNREACHABLE', `cannot fetch HelseID discovery from ${options.issuer} (${networkErrorCode(error)})`, { cause: error })
   }
   if (status !== 200) {
     throw new BrokerError(status >= 500 ? 'BROKER_IDP_UNREACHABLE' : 'BROKER_IDP_BAD_RESPONSE', `HelseID discovery answered HTTP ${status}`)

@@ -10,6 +10,7 @@ import type { NonceStore } from './dpop-nonces.ts'
 import { accessTokenHash, type DpopKey } from './dpop-key.ts'
 import type { FetchLike } from './fetch-like.ts'
 import { parseTokenResponse } from './token-response.ts'
+import { networkErrorCode } from '../http/network-error.ts'
 
 /** Everything that decides which token HelseID issues. */
 export interface TokenRequest {
@@ -116,6 +117,6 @@ async function send (options: TokenClientOptions, url: string, proof: string, bo
     })
     return { status: response.status, headers: response.headers, text: await response.text() }
   } catch (error) {
-    throw new BrokerError('BROKER_IDP_UNREACHABLE', 'HelseID token endpoint unreachable', { cause: error })
+    throw new BrokerError('BROKER_IDP_UNREACHABLE', `HelseID token endpoint unreachable (${networkErrorCode(error)})`, { cause: error })
   }
 }

@@ -60,7 +60,7 @@ t.test('the document is OpenAPI 3.1 with the admin routes, the proxy path and th
     t.ok(document.paths[path]?.get?.responses?.['200'], `${path} documents its 200 response`)
   }
   t.same(Object.keys(document.paths['/readyz']?.get?.responses ?? {}).sort(), ['200', '503'])
-  t.same(Object.keys(document.paths['/{tenant}/{api}/{path}'] ?? {}), ['get', 'post', 'put', 'patch', 'delete'])
+  t.same(Object.keys(document.paths['/{tenant}/{api}/{path}'] ?? {}), ['servers', 'get', 'post', 'put', 'patch', 'delete'], 'the proxy path names its own listener')
   t.same(Object.keys(document.components.schemas).sort(), ['Problem', 'StatusReport'])
 
   const text = JSON.stringify(document)

@@ -77,7 +77,8 @@ t.test('check: a missing file is 78 naming it; a valid config with its key is 0'
   const valid = await run(['check', '--config', configPath])
 
   t.equal(missing.code, 78)
-  t.match(missing.out, '/nonexistent/helseid-broker.yaml')
+  t.match(missing.err, '/nonexistent/helseid-broker.yaml', 'problems go to stderr')
+  t.equal(missing.out, '')
   t.equal(valid.code, 0, valid.out)
   t.match(valid.out, `${configPath}: ok`)
   t.match(valid.out, 'granfjelldal: client gf-client, apis persontjenesten, organization child 999977776')
@@ -177,9 +178,9 @@ t.test('the real binary: demo answers the printed get-by-nin example and stops c
 
 t.test('the real binary: check on a missing config exits 78', async t => {
   const child = spawn(process.execPath, [bin, 'check', '--config', '/nonexistent.yaml'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const stdout = collect(child.stdout)
+  const stderr = collect(child.stderr)
   const [code] = await once(child, 'exit') as [number | null]
 
   t.equal(code, 78)
-  t.match(stdout.text(), '/nonexistent.yaml')
+  t.match(stderr.text(), '/nonexistent.yaml')
 })
