@@ -1,6 +1,7 @@
 // Small validators for parseConfig: each checks one value, records `path: message` issues and never throws.
 
 import { isIPv4, isIPv6 } from 'node:net'
+import { isLoopbackHost } from '../http/urls.ts'
 
 /** Where a validator records what is wrong, one `path: message` string per problem. */
 export type Issues = string[]
@@ -110,12 +111,6 @@ export function asChoice<T extends string> (value: unknown, choices: readonly T[
   if (match !== undefined) return match
   expected(`one of ${choices.join(' | ')}`, value, path, issues)
   return fallback
-}
-
-/** True for hosts that never leave the machine: 127.0.0.0/8, ::1 and localhost. */
-export function isLoopbackHost (hostname: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
-  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'))
 }
 
 /** Options for asUrl: which schemes are allowed beyond https, and whether a path is allowed. */

@@ -3,7 +3,7 @@
 import { BrokerError } from '../errors.ts'
 import type { Clock } from '../clock.ts'
 import type { FetchLike } from './fetch-like.ts'
-import { isAllowedUrl } from './urls.ts'
+import { isAllowedUrl } from '../http/urls.ts'
 import { networkErrorCode } from '../http/network-error.ts'
 
 /** The metadata fields the broker relies on. */

@@ -1,9 +1,11 @@
 // URL rules shared by config and protocol code: https everywhere, http only on loopback.
 
+import { isIPv4 } from 'node:net'
+
 /** True for a host name that can only mean this machine. */
 export function isLoopbackHost (hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)
+  const host = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'))
 }
 
 /** True for https URLs, and http URLs whose host is loopback. */
