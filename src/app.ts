@@ -17,11 +17,19 @@ import { createDiscovery, type Discovery } from './helseid/discovery.ts'
 import { createNonceStore } from './helseid/dpop-nonces.ts'
 import type { FetchLike } from './helseid/fetch-like.ts'
 import { createTokenClient } from './helseid/token-client.ts'
-import { handleError, sendProblem, toProblem } from './http/problem.ts'
+import { errorHeader, handleError, sendProblem, toProblem } from './http/problem.ts'
 import type { TenantCredentials } from './keys/tenant-keys.ts'
 import { createForwarder } from './proxy/forwarder.ts'
 import { proxyRoutes } from './proxy/proxy-routes.ts'
-import { requestLabels } from './proxy/request-labels.ts'
+import { requestContext } from './proxy/request-labels.ts'
+import { createAuditLog, upstreamRequestIdOf, type AuditLog } from './security/audit-log.ts'
+import { createCallerAuthenticator } from './security/caller-auth.ts'
+import type { CallerSecret } from './security/caller-secrets.ts'
+import { handleClientError } from './security/client-error.ts'
+import { createConcurrencyLimit } from './security/concurrency-limit.ts'
+import { createRateLimiter } from './security/rate-limiter.ts'
+import { createRequestGuard } from './security/request-guards.ts'
+import { maskPath } from './logging.ts'
 import { createUpstreamAgent } from './proxy/upstream.ts'
 import { createTenantRuntimes, type TenantRuntime } from './tenants.ts'
 import { createTokenService, type TokenService } from './tokens/token-service.ts'
@@ -34,6 +42,8 @@ export interface DependencyOptions {
   readonly retry?: RetryPolicy
   /** Proxy variables (HTTPS_PROXY, NO_PROXY…); default process.env, read once here. */
   readonly env?: ProxyEnvironment
+  /** Loaded caller secrets (loadCallerSecrets); required when the config has callers. */
+  readonly callerSecrets?: ReadonlyMap<string, CallerSecret>
 }
 
 /** The services, built once at start-up. */
@@ -46,6 +56,8 @@ export interface BrokerDependencies {
   readonly tokens: TokenService
   readonly tenants: ReadonlyMap<string, TenantRuntime>
   readonly startedAtMs: number
+  readonly callerSecrets: ReadonlyMap<string, CallerSecret>
+  readonly audit: AuditLog
   /** The keep-alive pool of one API. */
   readonly agentFor: (api: ApiConfig) => Dispatcher
   /** Releases connection pools. */
@@ -83,6 +95,11 @@ export async function createDependencies (
   })
   const tenants = await createTenantRuntimes(config, credentials)
   const agents = new Map<string, Dispatcher>()
+  const audit = createAuditLog(config.audit.file)
+  if (config.callers !== undefined) {
+    const missing = Object.keys(config.callers).filter(name => options.callerSecrets?.get(name) === undefined)
+    if (missing.length > 0) throw new TypeError(`no secret loaded for caller(s) ${missing.join(', ')}`)
+  }
   return {
     config,
     clock,
@@ -92,6 +109,8 @@ export async function createDependencies (
     tokens,
     tenants,
     startedAtMs: clock.nowMs(),
+    callerSecrets: options.callerSecrets ?? new Map(),
+    audit,
     agentFor (api: ApiConfig): Dispatcher {
       let agent = agents.get(api.name)
       if (agent === undefined) {
@@ -102,6 +121,7 @@ export async function createDependencies (
     },
     async close () {
       await Promise.all([idpAgent.close(), ...[...agents.values()].map(async agent => { await agent.close() })])
+      await audit.close()
     }
   }
 }
@@ -124,23 +144,62 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
     return503OnClosing: true
   }
 
-  const proxy = Fastify(common)
+  const { config } = deps
+  const limits = config.limits
+  const proxy = Fastify({
+    ...common,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    http: {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: Math.min(limits.requestTimeoutMs, 60_000),
+      // Node checks request timeouts on this interval; the default (30 s) would let slow senders linger.
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(limits.requestTimeoutMs / 4)))
+    },
+    clientErrorHandler: handleClientError
+  })
   proxy.setErrorHandler(handleError)
   proxy.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_METHOD_NOT_ALLOWED', `method ${request.method} is not proxied`, request.id)))
   proxy.addHook('onResponse', async (request, reply) => {
-    const labels = requestLabels.get(request.raw)
-    if (labels !== undefined) deps.metrics.requests.inc({ ...labels, method: request.method, status: String(reply.statusCode) })
+    const context = requestContext(request.raw)
+    if (context.tenant !== undefined && context.api !== undefined) {
+      deps.metrics.requests.inc({ tenant: context.tenant, api: context.api, method: request.method, status: String(reply.statusCode) })
+    }
     logRequest(request, reply)
+    const code = reply.getHeader(errorHeader)
+    deps.audit.record({
+      requestId: request.id,
+      caller: context.caller?.name,
+      tenant: context.tenant,
+      api: context.api,
+      method: request.method,
+      path: maskPath(request.raw.url ?? ''),
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      code: typeof code === 'string' ? code : undefined,
+      upstreamRequestId: context.upstreamHeaders === undefined ? undefined : upstreamRequestIdOf(context.upstreamHeaders)
+    })
   })
   const forward = createForwarder({ tokens: deps.tokens, nonces: createNonceStore(), clock: deps.clock, metrics: deps.metrics, agentFor: deps.agentFor })
-  await proxy.register(proxyRoutes, { tenants: deps.tenants, forward })
+  const hostnames = [...config.listen.hostnames, config.listen.proxy.host, config.listen.admin.host]
+  await proxy.register(proxyRoutes, {
+    tenants: deps.tenants,
+    forward,
+    guard: createRequestGuard({ hostnames, allowedOrigins: config.browser.allowedOrigins, isLoopbackOnly: config.callers === undefined }),
+    ...(config.callers === undefined ? {} : { authenticate: createCallerAuthenticator(config.callers, deps.callerSecrets) }),
+    rateLimiter: createRateLimiter(deps.clock),
+    upstreamSlots: createConcurrencyLimit(limits.maxConcurrentUpstream),
+    limits
+  })
 
   const admin = Fastify(common)
   admin.setErrorHandler(handleError)
   // The path is not echoed: a mistaken proxy call on this port may carry personal data in it.
   admin.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_NOT_FOUND', `no admin route answers this ${request.method} request; this listener serves GET /healthz, /readyz, /metrics, /status, /docs and /openapi.json`, request.id)))
+  const adminGuard = createRequestGuard({ hostnames, allowedOrigins: config.browser.allowedOrigins, isLoopbackOnly: false })
+  admin.addHook('onRequest', async request => { adminGuard(request.headers, request.socket.remoteAddress, request.socket.localPort) })
   admin.addHook('onResponse', async (request, reply) => { logRequest(request, reply) })
   admin.addSchema(statusReportSchema)
   await admin.register(swagger, {
@@ -174,11 +233,12 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
 
 /** One line per request, by allowlist: method, masked path (no query), tenant, API, status, duration, request id. */
 function logRequest (request: FastifyRequest, reply: FastifyReply): void {
-  const labels = requestLabels.get(request.raw)
+  const labels = requestContext(request.raw)
   request.log.info({
     req: request.raw,
-    tenant: labels?.tenant,
-    api: labels?.api,
+    tenant: labels.tenant,
+    api: labels.api,
+    caller: labels.caller?.name,
     status: reply.statusCode,
     durationMs: Math.round(reply.elapsedTime * 10) / 10
   }, 'request completed')
@@ -231,14 +291,15 @@ export async function startBroker (
     await servers.proxy.close()
     throw error
   }
+  let closing: Promise<void> | undefined
   return {
     deps,
     servers,
     proxyUrl,
     adminUrl,
-    async close () {
-      await Promise.all([servers.proxy.close(), servers.admin.close()])
-      await deps.close()
+    close: async () => {
+      closing ??= Promise.all([servers.proxy.close(), servers.admin.close()]).then(async () => { await deps.close() })
+      await closing
     }
   }
 }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, exitCodes } from './errors.ts'
 import { runCheck } from './commands/check.ts'
 import { runDemo } from './commands/demo.ts'
+import { readFirstLine, runHashSecret } from './commands/hash-secret.ts'
 import { runServe } from './commands/serve.ts'
 import { runToken } from './commands/token.ts'
 
@@ -13,6 +14,8 @@ export interface CliIo {
   readonly err: (line: string) => void
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
   readonly untilStopped: () => Promise<void>
+  /** One line from stdin (hash-secret); default: process.stdin, with a prompt on stderr when it is a terminal. */
+  readonly readLine?: () => Promise<string | undefined>
 }
 
 export const usage = `helseid-broker: HelseID token broker sidecar (client_credentials + private_key_jwt + DPoP)
@@ -22,7 +25,11 @@ Usage:
   helseid-broker demo [--proxy-port N] [--admin-port N]
   helseid-broker check --config FILE
   helseid-broker token --config FILE --tenant NAME --api NAME [--show-token]
+  helseid-broker hash-secret [--generate]    a caller's secretHash: for a new random secret, or one line from stdin
   helseid-broker --help | --version
+
+serve, check and token refuse key and caller secret files that group or others may access (POSIX);
+--allow-insecure-key-permissions accepts them.
 
 Exit codes: 0 ok, 1 runtime failure, 64 usage error, 78 configuration error.`
 
@@ -33,6 +40,8 @@ const options = {
   'show-token': { type: 'boolean' },
   'proxy-port': { type: 'string' },
   'admin-port': { type: 'string' },
+  generate: { type: 'boolean' },
+  'allow-insecure-key-permissions': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' }
 } as const
@@ -59,19 +68,25 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
   if (command === undefined) return usageError(io, 'no command given')
   if (rest.length > 0) return usageError(io, `unexpected argument "${rest[0] ?? ''}"`)
 
+  const allowInsecurePermissions = values['allow-insecure-key-permissions'] === true
+  if (allowInsecurePermissions && !['serve', 'check', 'token'].includes(command)) return usageError(io, '--allow-insecure-key-permissions applies to serve, check and token only')
+  if (values.generate === true && command !== 'hash-secret') return usageError(io, '--generate applies to hash-secret only')
+
   try {
     switch (command) {
       case 'serve':
         if (values.config === undefined) return usageError(io, 'serve needs --config FILE')
-        return await runServe(values.config, io)
+        return await runServe(values.config, io, { allowInsecurePermissions })
       case 'check':
         if (values.config === undefined) return usageError(io, 'check needs --config FILE')
-        return await runCheck(values.config, io.out, io.err)
+        return await runCheck(values.config, io.out, io.err, { allowInsecurePermissions })
       case 'token':
         if (values.config === undefined || values.tenant === undefined || values.api === undefined) {
           return usageError(io, 'token needs --config FILE --tenant NAME --api NAME')
         }
-        return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true }, io)
+        return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true, allowInsecurePermissions }, io)
+      case 'hash-secret':
+        return await runHashSecret({ generate: values.generate === true }, { out: io.out, err: io.err, readLine: io.readLine ?? (async () => await readStdinLine(io)) })
       case 'demo': {
         const proxyPort = parsePort(values['proxy-port'], 8480)
         const adminPort = parsePort(values['admin-port'], 8481)
@@ -89,6 +104,11 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     io.err(`helseid-broker ${command}: ${error instanceof Error ? error.message : String(error)}`)
     return exitCodes.failure
   }
+}
+
+async function readStdinLine (io: CliIo): Promise<string | undefined> {
+  if (process.stdin.isTTY) io.err('Type the secret and press Enter (it shows on screen; piping it in from a file is safer):')
+  return await readFirstLine(process.stdin)
 }
 
 function usageError (io: CliIo, message: string): number {

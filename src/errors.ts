@@ -3,6 +3,16 @@
 /** Every code the broker can answer with; the README's error table is drift-tested against this. */
 export const errorCatalogue = {
   BROKER_BAD_REQUEST: { status: 400, title: 'Bad request' },
+  BROKER_CALLER_UNAUTHENTICATED: { status: 401, title: 'Caller not authenticated' },
+  BROKER_CALLER_FORBIDDEN: { status: 403, title: 'Caller may not use this tenant or API' },
+  BROKER_ROUTE_NOT_ALLOWED: { status: 403, title: 'Route not in the allowlist' },
+  BROKER_HOST_NOT_ALLOWED: { status: 403, title: 'Host header not a local name of this broker' },
+  BROKER_BROWSER_REFUSED: { status: 403, title: 'Request from a web page refused' },
+  BROKER_CLIENT_NOT_LOCAL: { status: 403, title: 'Client not on this machine' },
+  BROKER_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time' },
+  BROKER_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  BROKER_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  BROKER_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large' },
   BROKER_PATH_REJECTED: { status: 400, title: 'Request path rejected' },
   BROKER_NOT_FOUND: { status: 404, title: 'No such route' },
   BROKER_TENANT_NOT_FOUND: { status: 404, title: 'Unknown tenant' },
@@ -13,6 +23,7 @@ export const errorCatalogue = {
   BROKER_IDP_UNREACHABLE: { status: 503, title: 'HelseID unreachable and no valid cached token' },
   BROKER_UPSTREAM_UNREACHABLE: { status: 502, title: 'Upstream API unreachable' },
   BROKER_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream API timed out' },
+  BROKER_OVERLOADED: { status: 503, title: 'Too many upstream calls in flight' },
   BROKER_INTERNAL: { status: 500, title: 'Internal broker error' }
 } as const satisfies Record<string, { readonly status: number, readonly title: string }>
 
@@ -24,13 +35,16 @@ export class BrokerError extends Error {
   readonly statusCode: number
   /** Extra, safe fields for the problem body (e.g. the OAuth error name). */
   readonly extra: Readonly<Record<string, string>>
+  /** Response headers that belong to this refusal (Retry-After, WWW-Authenticate). */
+  readonly headers: Readonly<Record<string, string>>
 
-  constructor (code: ErrorCode, message: string, options?: ErrorOptions & { extra?: Record<string, string> }) {
+  constructor (code: ErrorCode, message: string, options?: ErrorOptions & { extra?: Record<string, string>, headers?: Record<string, string> }) {
     super(message, options)
     this.name = 'BrokerError'
     this.code = code
     this.statusCode = errorCatalogue[code].status
     this.extra = options?.extra ?? {}
+    this.headers = options?.headers ?? {}
   }
 }
 

@@ -1,4 +1,4 @@
-// `serve`: load config and keys, start both listeners, run until stopped.
+// `serve`: load config, keys and caller secrets, start both listeners, run until stopped.
 
 import type { CliIo } from '../cli.ts'
 import { startBroker } from '../app.ts'
@@ -6,14 +6,23 @@ import { loadConfig } from '../config/load-config.ts'
 import { exitCodes } from '../errors.ts'
 import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
+import { loadCallerSecrets } from '../security/caller-secrets.ts'
 
-/** Runs the broker from a config file until SIGINT/SIGTERM; throws ConfigError on a bad config. */
-export async function runServe (configPath: string, io: CliIo): Promise<number> {
+/** How serve reads files holding secrets. */
+export interface ServeOptions {
+  /** Accept key and secret files that group or others may access (`--allow-insecure-key-permissions`). */
+  readonly allowInsecurePermissions: boolean
+}
+
+/** Runs the broker from a config file until SIGINT/SIGTERM; throws ConfigError on a bad config, key file or secret file. */
+export async function runServe (configPath: string, io: CliIo, options: ServeOptions = { allowInsecurePermissions: false }): Promise<number> {
   const config = await loadConfig(configPath)
-  const credentials = await loadTenantCredentials(config)
+  const credentials = await loadTenantCredentials(config, options)
+  const callerSecrets = await loadCallerSecrets(config, options)
   const logger = createLogger(config.logging.level)
-  const broker = await startBroker(config, credentials, logger)
-  logger.info({ proxy: broker.proxyUrl, admin: broker.adminUrl, tenants: [...broker.deps.tenants.keys()] }, 'broker listening')
+  if (options.allowInsecurePermissions) logger.warn('--allow-insecure-key-permissions: key and secret files readable by group or others are accepted')
+  const broker = await startBroker(config, credentials, logger, { callerSecrets })
+  logger.info({ proxy: broker.proxyUrl, admin: broker.adminUrl, tenants: [...broker.deps.tenants.keys()], callers: Object.keys(config.callers ?? {}) }, 'broker listening')
   await io.untilStopped()
   logger.info('broker stopping')
   await broker.close()

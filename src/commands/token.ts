@@ -7,19 +7,25 @@ import { loadConfig } from '../config/load-config.ts'
 import { BrokerError, exitCodes } from '../errors.ts'
 import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
+import { loadCallerSecrets } from '../security/caller-secrets.ts'
 
 export interface TokenCommand {
   readonly configPath: string
   readonly tenant: string
   readonly api: string
   readonly showToken: boolean
+  /** Accept key and secret files that group or others may access (`--allow-insecure-key-permissions`). */
+  readonly allowInsecurePermissions?: boolean
 }
 
 /** Fetches a token; exit 0 with claims printed, 1 when HelseID refuses or cannot be reached, 64 for an unknown tenant or API. */
 export async function runToken (command: TokenCommand, io: CliIo): Promise<number> {
   const config = await loadConfig(command.configPath)
-  const credentials = await loadTenantCredentials(config)
-  const deps = await createDependencies(config, credentials, createLogger('silent'))
+  const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
+  const credentials = await loadTenantCredentials(config, fileOptions)
+  // createDependencies wants every caller's secret when callers are configured; loading them checks them too.
+  const callerSecrets = await loadCallerSecrets(config, fileOptions)
+  const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
   try {
     const tenant = deps.tenants.get(command.tenant)
     if (tenant === undefined) {

@@ -8,6 +8,55 @@ export interface ListenAddress {
   readonly port: number
 }
 
+/** One allowlist rule: `GET /api/v3/restricted-access/person/*`. */
+export interface RouteRule {
+  /** Upper-case method, or `*` for any. */
+  readonly method: string
+  /** Path below the API base URL; `*` matches one segment, a final `**` any number (also none). */
+  readonly pattern: string
+  /** The rule as written, for messages. */
+  readonly text: string
+}
+
+/** A token bucket: sustained rate and burst size. */
+export interface RateLimitConfig {
+  readonly requestsPerSecond: number
+  readonly burst: number
+}
+
+/** How a caller proves who it is; the secret itself never lives in the config file. */
+export type CallerSecretConfig =
+  | { readonly kind: 'hash', readonly hash: string }
+  | { readonly kind: 'file', readonly file: string }
+
+/** A program allowed to use the proxy listener. */
+export interface CallerConfig {
+  readonly name: string
+  readonly secret: CallerSecretConfig
+  /** Tenants it may act for; `'*'` for all. */
+  readonly tenants: readonly string[] | '*'
+  /** APIs it may use; undefined for all of each tenant's APIs. */
+  readonly apis?: readonly string[]
+  /** Caller-level allowlist; empty for none (the API's rules still apply). */
+  readonly allow: readonly RouteRule[]
+  /** Overrides limits.rateLimit for this caller. */
+  readonly rateLimit?: RateLimitConfig
+}
+
+/** Protective limits on the proxy listener. */
+export interface LimitsConfig {
+  readonly maxBodyBytes: number
+  readonly maxHeaderBytes: number
+  /** Time allowed to receive a whole request (slow senders are cut off). */
+  readonly requestTimeoutMs: number
+  /** How long an idle keep-alive connection is kept. */
+  readonly idleTimeoutMs: number
+  /** Upstream calls in flight at once, across all tenants; more are refused with 503. */
+  readonly maxConcurrentUpstream: number
+  /** Per caller (per client address when no callers are configured). */
+  readonly rateLimit: RateLimitConfig
+}
+
 /** One upstream API the broker can proxy to. */
 export interface ApiConfig {
   readonly name: string
@@ -20,6 +69,8 @@ export interface ApiConfig {
   /** How long to wait for the upstream's response headers, and between body chunks. */
   readonly timeoutMs: number
   readonly connectTimeoutMs: number
+  /** API-wide allowlist; empty for none. */
+  readonly allow: readonly RouteRule[]
 }
 
 /** Organisation numbers sent in the client assertion. */
@@ -54,6 +105,19 @@ export interface BrokerConfig {
   readonly listen: {
     readonly proxy: ListenAddress
     readonly admin: ListenAddress
+    /** Host names (besides loopback names and the listen hosts) that callers may put in the Host header. */
+    readonly hostnames: readonly string[]
+  }
+  /** Undefined: no caller authentication, and only loopback clients are served. */
+  readonly callers?: Readonly<Record<string, CallerConfig>>
+  readonly limits: LimitsConfig
+  readonly browser: {
+    /** Origins (scheme://host[:port]) whose browser requests are let through; none by default. */
+    readonly allowedOrigins: readonly string[]
+  }
+  readonly audit: {
+    /** Absolute path of the audit file, `-` for stdout; undefined for no audit log. */
+    readonly file?: string
   }
   readonly egress: {
     readonly proxy?: string

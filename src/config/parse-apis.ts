@@ -1,7 +1,8 @@
-// Parses the config's `apis` section: upstream base URLs, scopes, static headers and timeouts.
+// Parses the config's `apis` section: upstream base URLs, scopes, static headers, timeouts and allowlists.
 
 import type { ApiConfig } from './config.ts'
 import { asObject, asPositiveMs, asUrl, checkKeys, expected, isRecord, joinPath, type Issues } from './parse-helpers.ts'
+import { parseRouteRules } from './parse-route-rules.ts'
 
 /** API and tenant names are URL path segments: lowercase letters, digits, `_` and `-`. */
 export const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -45,7 +46,7 @@ function parseApi (name: string, value: unknown, path: string, issues: Issues): 
   const raw = asObject(value, path, issues)
   if (raw === undefined) return undefined
   const before = issues.length
-  checkKeys(raw, ['url', 'scopes', 'headers', 'timeoutMs', 'connectTimeoutMs'], path, issues)
+  checkKeys(raw, ['url', 'scopes', 'headers', 'timeoutMs', 'connectTimeoutMs', 'allow'], path, issues)
   const url = asUrl(raw.url, {}, joinPath(path, 'url'), issues)
   const api: ApiConfig = {
     name,
@@ -53,7 +54,8 @@ function parseApi (name: string, value: unknown, path: string, issues: Issues): 
     scopes: parseScopes(raw.scopes, joinPath(path, 'scopes'), issues),
     headers: parseHeaders(raw.headers, joinPath(path, 'headers'), issues),
     timeoutMs: asPositiveMs(raw.timeoutMs, defaultApiTimeoutMs, joinPath(path, 'timeoutMs'), issues),
-    connectTimeoutMs: asPositiveMs(raw.connectTimeoutMs, defaultApiConnectTimeoutMs, joinPath(path, 'connectTimeoutMs'), issues)
+    connectTimeoutMs: asPositiveMs(raw.connectTimeoutMs, defaultApiConnectTimeoutMs, joinPath(path, 'connectTimeoutMs'), issues),
+    allow: parseRouteRules(raw.allow, joinPath(path, 'allow'), issues)
   }
   return issues.length === before ? api : undefined
 }

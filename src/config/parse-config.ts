@@ -1,12 +1,17 @@
 // Turns the config file's parsed contents (unknown) into a readonly BrokerConfig, or one ConfigError listing every issue.
 
+import { isIPv4, isIPv6 } from 'node:net'
+import { dirname, resolve } from 'node:path'
 import { ConfigError } from '../errors.ts'
+import { isLoopbackHost } from '../http/urls.ts'
 import type { BrokerConfig, HelseIdEnvironment } from './config.ts'
 import { parseApis } from './parse-apis.ts'
+import { parseCallers } from './parse-callers.ts'
 import {
-  asChoice, asListenAddress, asOptionalObject, asPositiveMs, asUrl, checkKeys, deepFreeze, describe,
-  formatListenAddress, isRecord, type Issues, type RawObject
+  asChoice, asListenAddress, asNonEmptyString, asOptionalObject, asPositiveMs, asUrl, checkKeys, deepFreeze, describe,
+  expected, formatListenAddress, isRecord, joinPath, type Issues, type RawObject
 } from './parse-helpers.ts'
+import { parseLimits } from './parse-limits.ts'
 import { parseTenants } from './parse-tenants.ts'
 
 /** The HelseID hosts behind `helseid.environment`. */
@@ -29,16 +34,24 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
   const issues: Issues = []
   if (raw === undefined || raw === null) throw new ConfigError(['(root): the config is empty; expected a mapping with helseid, apis and tenants'])
   if (!isRecord(raw)) throw new ConfigError([`(root): expected a mapping with helseid, apis and tenants, got ${describe(raw)}`])
-  checkKeys(raw, ['helseid', 'listen', 'egress', 'apis', 'tenants', 'logging'], '', issues)
+  checkKeys(raw, ['helseid', 'listen', 'callers', 'limits', 'browser', 'audit', 'egress', 'apis', 'tenants', 'logging'], '', issues)
 
   const helseid = parseHelseId(raw.helseid, issues)
   const listen = parseListen(raw.listen, issues)
+  if (listen !== undefined && raw.callers === undefined && !isLoopbackHost(listen.proxy.host)) {
+    issues.push(`listen.proxy: ${formatListenAddress(listen.proxy)} is not a loopback address; configure callers: (caller authentication) before serving other machines`)
+  }
   const egress = asOptionalObject(raw.egress, 'egress', issues) ?? {}
   checkKeys(egress, ['proxy'], 'egress', issues)
   const egressProxy = egress.proxy === undefined ? undefined : asUrl(egress.proxy, { isHttpAllowed: true, isPathAllowed: false }, 'egress.proxy', issues)
   const apis = parseApis(raw.apis, issues)
   const apiNames = new Set(isRecord(raw.apis) ? Object.keys(raw.apis) : [])
   const tenants = parseTenants(raw.tenants, apiNames, source, issues)
+  const tenantNames = new Set(isRecord(raw.tenants) ? Object.keys(raw.tenants) : [])
+  const callers = parseCallers(raw.callers, { tenantNames, tenants, apiNames, baseDir: dirname(source) }, issues)
+  const limits = parseLimits(raw.limits, issues)
+  const browser = parseBrowser(raw.browser, issues)
+  const audit = parseAudit(raw.audit, source, issues)
   const logging = asOptionalObject(raw.logging, 'logging', issues) ?? {}
   checkKeys(logging, ['level'], 'logging', issues)
   const level = asChoice(logging.level, logLevels, 'info', 'logging.level', issues)
@@ -48,6 +61,10 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
     source,
     helseid,
     listen,
+    ...(callers === undefined ? {} : { callers }),
+    limits,
+    browser,
+    audit,
     egress: egressProxy === undefined ? {} : { proxy: egressProxy },
     apis,
     tenants,
@@ -96,15 +113,80 @@ function resolveEnvironment (raw: RawObject, issues: Issues): { environment: Hel
 function parseListen (value: unknown, issues: Issues): BrokerConfig['listen'] | undefined {
   const raw = asOptionalObject(value, 'listen', issues)
   if (raw === undefined) return undefined
-  checkKeys(raw, ['proxy', 'admin'], 'listen', issues)
+  checkKeys(raw, ['proxy', 'admin', 'hostnames'], 'listen', issues)
   const proxy = asListenAddress(raw.proxy, defaultListen.proxy, 'listen.proxy', issues)
   const admin = asListenAddress(raw.admin, defaultListen.admin, 'listen.admin', issues)
-  if (proxy === undefined || admin === undefined) return undefined
+  const hostnames = parseHostnames(raw.hostnames, 'listen.hostnames', issues)
+  if (proxy === undefined || admin === undefined || hostnames === undefined) return undefined
   if (proxy.port !== 0 && proxy.port === admin.port && (proxy.host === admin.host || isWildcard(proxy.host) || isWildcard(admin.host))) {
     issues.push(`listen.admin: ${formatListenAddress(admin)} clashes with listen.proxy ${formatListenAddress(proxy)}; the admin listener needs its own port`)
     return undefined
   }
-  return { proxy, admin }
+  return { proxy, admin, hostnames }
+}
+
+const dnsNamePattern = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+// Extra names callers may put in the Host header (besides loopback names and the listen hosts); stored in lower case.
+function parseHostnames (value: unknown, path: string, issues: Issues): string[] | undefined {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) { expected('a list of host names', value, path, issues); return undefined }
+  const before = issues.length
+  const hostnames: string[] = []
+  value.forEach((item: unknown, index) => {
+    const itemPath = joinPath(path, index)
+    if (typeof item !== 'string' || item === '') { expected('a host name or IP address', item, itemPath, issues); return }
+    const hostname = item.toLowerCase()
+    if (item.startsWith('[')) issues.push(`${itemPath}: write an IPv6 address without brackets, got ${describe(item)}`)
+    else if (!isIPv6(item) && item.includes(':')) issues.push(`${itemPath}: a host name without a port, got ${describe(item)}`)
+    else if (!isIPv4(item) && !isIPv6(item) && (item.length > 253 || !dnsNamePattern.test(item))) issues.push(`${itemPath}: ${describe(item)} is not a DNS name or IP address`)
+    else if (hostnames.includes(hostname)) issues.push(`${itemPath}: ${describe(item)} is listed twice`)
+    else hostnames.push(hostname)
+  })
+  return issues.length === before ? hostnames : undefined
+}
+
+function parseBrowser (value: unknown, issues: Issues): BrokerConfig['browser'] {
+  const raw = asOptionalObject(value, 'browser', issues) ?? {}
+  checkKeys(raw, ['allowedOrigins'], 'browser', issues)
+  const path = 'browser.allowedOrigins'
+  if (raw.allowedOrigins === undefined) return { allowedOrigins: [] }
+  if (!Array.isArray(raw.allowedOrigins)) { expected('a list of origins such as ["https://epj.kommune.no"]', raw.allowedOrigins, path, issues); return { allowedOrigins: [] } }
+  const origins: string[] = []
+  raw.allowedOrigins.forEach((item: unknown, index) => {
+    const itemPath = joinPath(path, index)
+    const origin = typeof item === 'string' ? checkOrigin(item) : undefined
+    if (typeof item !== 'string' || item === '') expected('an origin such as "https://epj.kommune.no"', item, itemPath, issues)
+    else if (typeof origin === 'object') issues.push(`${itemPath}: ${origin.problem}`)
+    else if (origins.includes(item)) issues.push(`${itemPath}: ${describe(item)} is listed twice`)
+    else origins.push(item)
+  })
+  return { allowedOrigins: origins }
+}
+
+// An origin exactly as browsers send it in the Origin header: scheme://host[:port], lower case, no default port.
+function checkOrigin (text: string): { readonly problem: string } | undefined {
+  if (text === '*' || text === 'null') return { problem: `${describe(text)} is not allowed; list each origin (scheme://host[:port])` }
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return { problem: `expected an origin such as "https://epj.kommune.no" (scheme://host[:port]), got ${describe(text)}` }
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { problem: `expected an http:// or https:// origin, got ${describe(text)}` }
+  if (url.username !== '' || url.password !== '') return { problem: 'an origin has no user name or password' }
+  if (text === url.origin) return undefined
+  if (text === `${url.origin}/` || url.pathname !== '/' || url.search !== '' || url.hash !== '') return { problem: `an origin is scheme://host[:port] without a path, query or trailing "/"; write ${url.origin}` }
+  return { problem: `write it as browsers send it: ${url.origin}` }
+}
+
+function parseAudit (value: unknown, source: string, issues: Issues): BrokerConfig['audit'] {
+  const raw = asOptionalObject(value, 'audit', issues) ?? {}
+  checkKeys(raw, ['file'], 'audit', issues)
+  if (raw.file === undefined) return {}
+  const file = asNonEmptyString(raw.file, 'audit.file', issues)
+  if (file === undefined) return {}
+  return { file: file === '-' ? '-' : resolve(dirname(source), file) }
 }
 
 function isWildcard (host: string): boolean {

@@ -3,7 +3,8 @@
 import { exportJWK, generateKeyPair } from 'jose'
 import type { Logger } from 'pino'
 import { startBroker, type DependencyOptions, type RunningBroker } from '../app.ts'
-import type { BrokerConfig } from '../config/config.ts'
+import type { BrokerConfig, LimitsConfig, RouteRule } from '../config/config.ts'
+import { defaultLimits } from '../config/defaults.ts'
 import { parseClientKey } from '../keys/load-client-key.ts'
 import type { TenantCredentials } from '../keys/tenant-keys.ts'
 import { startFakeAuthority, type FakeAuthority, type FakeAuthorityOptions } from './fake-authority.ts'
@@ -21,6 +22,13 @@ export interface DemoOptions {
   readonly broker?: DependencyOptions
   /** An outbound proxy for every call the broker makes (egress.proxy). */
   readonly egressProxy?: string
+  /** Callers (caller authentication); none by default: loopback only. */
+  readonly callers?: BrokerConfig['callers']
+  readonly limits?: Partial<LimitsConfig>
+  readonly allowedOrigins?: readonly string[]
+  readonly auditFile?: string
+  /** API-wide allowlist of the demo API. */
+  readonly apiAllow?: readonly RouteRule[]
   /** Upstream timeout of the demo API; default 10 s. */
   readonly apiTimeoutMs?: number
   /** Scopes the demo API requests; default the restricted-access scope. */
@@ -54,7 +62,11 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
     const config: BrokerConfig = {
       source: '(built-in demo)',
       helseid: { environment: 'custom', issuer: authority.issuer, selvbetjeningUrl: authority.issuer, timeoutMs: 5000 },
-      listen: { proxy: { host: '127.0.0.1', port: options.proxyPort }, admin: { host: '127.0.0.1', port: options.adminPort } },
+      listen: { proxy: { host: '127.0.0.1', port: options.proxyPort }, admin: { host: '127.0.0.1', port: options.adminPort }, hostnames: [] },
+      ...(options.callers === undefined ? {} : { callers: options.callers }),
+      limits: { ...defaultLimits, ...options.limits },
+      browser: { allowedOrigins: options.allowedOrigins ?? [] },
+      audit: options.auditFile === undefined ? {} : { file: options.auditFile },
       egress: options.egressProxy === undefined ? {} : { proxy: options.egressProxy },
       apis: {
         persontjenesten: {
@@ -63,7 +75,8 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
           scopes,
           headers: { 'api-version': '3' },
           timeoutMs: options.apiTimeoutMs ?? 10_000,
-          connectTimeoutMs: 2000
+          connectTimeoutMs: 2000,
+          allow: options.apiAllow ?? []
         }
       },
       tenants: {
@@ -77,14 +90,15 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
       ['fjordvik', { tenant: 'fjordvik', clientId: supplier.clientId, key: supplier.key }]
     ])
     const broker = await startBroker(config, credentials, options.logger, { ...options.broker })
+    let closing: Promise<void> | undefined
     return {
       authority,
       persontjenesten,
       broker,
       config,
-      async close () {
-        await broker.close()
-        await Promise.all([authority.close(), persontjenesten.close()])
+      close: async () => {
+        closing ??= broker.close().then(async () => { await Promise.all([authority.close(), persontjenesten.close()]) })
+        await closing
       }
     }
   } catch (error) {

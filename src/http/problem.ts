@@ -54,6 +54,7 @@ export function handleError (error: unknown, request: FastifyRequest, reply: Fas
     } else {
       request.log.info({ code: error.code, detail: error.message }, 'request refused')
     }
+    reply.headers(error.headers)
     return sendProblem(reply, toProblem(error.code, error.message, request.id, error.extra))
   }
   const clientError = fastifyClientError(error)

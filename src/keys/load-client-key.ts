@@ -1,10 +1,10 @@
 // Loads a tenant's client key from a Selvbetjening download (extracted JSON), a private JWK or a one-key JWK set.
 
-import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { calculateJwkThumbprint, compactVerify, CompactSign, importJWK, type JWK } from 'jose'
 import type { ClientKey } from './client-key.ts'
 import { checkPrivateJwk, type CheckedJwk } from './private-jwk.ts'
+import { ProtectedFileError, readProtectedFile, type ProtectedFileOptions } from './protected-file.ts'
 
 /** A key file that cannot be used; the message names the file and the reason, never key material. */
 export class KeyFileError extends Error {
@@ -20,19 +20,30 @@ export class KeyFileError extends Error {
   }
 }
 
+/** A key file that group or others may access (POSIX); its message reads `FILE is readable by group or others (mode 0644); run: chmod 600 FILE — ...`. */
+export class InsecureKeyFileError extends KeyFileError {
+  constructor (file: string, reason: string) {
+    super(file, reason)
+    this.name = 'InsecureKeyFileError'
+    this.message = `${file} ${reason}`
+  }
+}
+
 const expectedShapes = 'expected a Selvbetjening download (extracted JSON with clientId, authority, privateJwk), a private JWK (kty, ...) or a JWK set with one private key ({"keys": [...]})'
 
 /**
  * Reads and checks a client key file; a relative `file` resolves against the working directory.
- * @throws KeyFileError when the file cannot be read or holds no usable private key
+ * On POSIX a file that group or others may access is refused unless `options.allowInsecurePermissions`.
+ * @throws KeyFileError when the file cannot be read or holds no usable private key (InsecureKeyFileError for open permissions)
  */
-export async function loadClientKey (file: string): Promise<ClientKey> {
+export async function loadClientKey (file: string, options: ProtectedFileOptions = {}): Promise<ClientKey> {
   const path = resolve(file)
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = await readProtectedFile(path, options)
   } catch (error) {
-    throw new KeyFileError(path, `cannot read the file: ${osErrorCode(error)}`)
+    if (!(error instanceof ProtectedFileError)) throw error
+    throw error.isPermissionProblem ? new InsecureKeyFileError(path, error.reason) : new KeyFileError(path, error.reason)
   }
   if (text.startsWith('PK\u0003\u0004')) throw new KeyFileError(path, 'is a zip file; extract the JSON file from the Selvbetjening download first (or use helseid-broker import)')
   if (text.trimStart().startsWith('-----BEGIN')) throw new KeyFileError(path, `is a PEM file; PEM keys are not supported, ${expectedShapes}`)
@@ -159,8 +170,4 @@ function isRecord (value: unknown): value is Readonly<Record<string, unknown>> {
 function errorName (error: unknown): string {
   if (error instanceof Error && 'code' in error && typeof error.code === 'string') return error.code
   return error instanceof Error ? error.name : typeof error
-}
-
-function osErrorCode (error: unknown): string {
-  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : errorName(error)
 }

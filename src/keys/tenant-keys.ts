@@ -4,6 +4,7 @@ import type { BrokerConfig, TenantConfig } from '../config/config.ts'
 import { ConfigError } from '../errors.ts'
 import type { ClientKey } from './client-key.ts'
 import { KeyFileError, loadClientKey } from './load-client-key.ts'
+import type { ProtectedFileOptions } from './protected-file.ts'
 
 /** What a tenant signs its client assertions with, and as whom. */
 export interface TenantCredentials {
@@ -14,12 +15,13 @@ export interface TenantCredentials {
 
 /**
  * Loads the client key of every tenant; tenants naming the same file share one ClientKey.
+ * On POSIX a key file that group or others may access is an issue unless `options.allowInsecurePermissions`.
  * @throws ConfigError listing every tenant whose key file is unusable or disagrees with the config
  */
-export async function loadTenantCredentials (config: BrokerConfig): Promise<ReadonlyMap<string, TenantCredentials>> {
+export async function loadTenantCredentials (config: BrokerConfig, options: ProtectedFileOptions = {}): Promise<ReadonlyMap<string, TenantCredentials>> {
   const tenants = Object.values(config.tenants)
   const files = [...new Set(tenants.map(tenant => tenant.clientFile))]
-  const loaded = new Map(await Promise.all(files.map(async file => [file, await loadOrError(file)] as const)))
+  const loaded = new Map(await Promise.all(files.map(async file => [file, await loadOrError(file, options)] as const)))
   const issues: string[] = []
   const credentials = new Map<string, TenantCredentials>()
   for (const tenant of tenants) {
@@ -33,9 +35,9 @@ export async function loadTenantCredentials (config: BrokerConfig): Promise<Read
   return credentials
 }
 
-async function loadOrError (file: string): Promise<ClientKey | KeyFileError> {
+async function loadOrError (file: string, options: ProtectedFileOptions): Promise<ClientKey | KeyFileError> {
   try {
-    return await loadClientKey(file)
+    return await loadClientKey(file, options)
   } catch (error) {
     if (error instanceof KeyFileError) return error
     throw error

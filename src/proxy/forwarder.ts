@@ -102,7 +102,8 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
         ...(request.signal === undefined ? {} : { signal: request.signal })
       })
     } catch (error) {
-      throw toUpstreamError(error, request.api)
+      const bodyError = request.body === undefined || Buffer.isBuffer(request.body) ? null : request.body.errored
+      throw toUpstreamError(bodyError ?? error, request.api)
     }
     metrics.upstreamDuration.observe(
       { api: request.api.name, status: String(response.statusCode) },

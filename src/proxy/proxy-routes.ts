@@ -1,68 +1,143 @@
-// The proxy listener's one route: /{tenant}/{api}/{path} → the API, with token and proof added.
+// The proxy listener's one route: /{tenant}/{api}/{path} → the API, with token and proof added,
+// after the caller, its permissions, the allowlists and the limits have let it through.
 
 import type { IncomingMessage } from 'node:http'
-import type { Readable } from 'node:stream'
-import type { FastifyPluginAsync } from 'fastify'
+import { Transform, type Readable } from 'node:stream'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { LimitsConfig } from '../config/config.ts'
 import { BrokerError } from '../errors.ts'
+import { maskPath } from '../logging.ts'
+import type { CallerAuthenticator } from '../security/caller-auth.ts'
+import type { ConcurrencyLimit } from '../security/concurrency-limit.ts'
+import type { RateLimiter } from '../security/rate-limiter.ts'
+import type { RequestGuard } from '../security/request-guards.ts'
+import { compileRouteRules } from '../security/route-allowlist.ts'
 import type { TenantRuntime } from '../tenants.ts'
 import type { Forwarder } from './forwarder.ts'
 import { toCallerHeaders, toUpstreamHeaders } from './forward-headers.ts'
+import { requestContext } from './request-labels.ts'
 import { parseProxyTarget, toUpstreamUrl } from './target-url.ts'
-import { requestLabels } from './request-labels.ts'
-import { maskPath } from '../logging.ts'
 
 export interface ProxyRoutesOptions {
   readonly tenants: ReadonlyMap<string, TenantRuntime>
   readonly forward: Forwarder
+  readonly guard: RequestGuard
+  /** Present when callers are configured. */
+  readonly authenticate?: CallerAuthenticator
+  readonly rateLimiter: RateLimiter
+  readonly upstreamSlots: ConcurrencyLimit
+  readonly limits: LimitsConfig
   /** Bodies up to this size are buffered so that a DPoP nonce or invalid_token retry can resend them; larger ones stream. */
   readonly replayBufferBytes?: number
 }
 
 const proxiedMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+// Repeated wrong secrets from one address are slowed down before they can cost much scrypt time.
+const failedAuthLimit = { requestsPerSecond: 5, burst: 20 }
+const challenge = 'Bearer realm="helseid-broker", Basic realm="helseid-broker", charset="UTF-8"'
 
-/** Mounts the catch-all proxy route. */
+/** Mounts the guards and the catch-all proxy route. */
 export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, options) => {
-  const replayBufferBytes = options.replayBufferBytes ?? 64 * 1024
+  const replayBufferBytes = Math.min(options.replayBufferBytes ?? 64 * 1024, options.limits.maxBodyBytes)
+  const apiMatchers = new Map<string, ReturnType<typeof compileRouteRules>>()
+  for (const tenant of options.tenants.values()) {
+    for (const [name, api] of tenant.apis) apiMatchers.set(name, compileRouteRules(api.config.allow))
+  }
   // Bodies are not parsed: they stay in the raw request and go upstream unchanged.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  app.addHook('onRequest', async request => {
+    const remoteAddress = request.socket.remoteAddress
+    options.guard(request.headers, remoteAddress, request.socket.localPort)
+    let rateKey = `address:${remoteAddress ?? ''}`
+    let rateLimit = options.limits.rateLimit
+    if (options.authenticate !== undefined) {
+      const caller = await authenticate(options, request)
+      requestContext(request.raw).caller = caller
+      rateKey = `caller:${caller.name}`
+      rateLimit = caller.config.rateLimit ?? rateLimit
+    }
+    const verdict = options.rateLimiter(rateKey, rateLimit)
+    if (!verdict.isAllowed) {
+      throw new BrokerError('BROKER_RATE_LIMITED', `more than ${rateLimit.requestsPerSecond} requests per second (burst ${rateLimit.burst})`, { headers: { 'retry-after': String(verdict.retryAfterSeconds) } })
+    }
+  })
 
   app.route({
     method: [...proxiedMethods],
     url: '/*',
     schema: { hide: true },
     handler: async (request, reply) => {
+      const context = requestContext(request.raw)
       const target = parseProxyTarget(request.raw.url ?? '')
       const tenant = options.tenants.get(target.tenant)
       if (tenant === undefined) throw new BrokerError('BROKER_TENANT_NOT_FOUND', `no tenant named "${safeName(target.tenant)}" is configured`)
       const api = tenant.apis.get(target.api)
       if (api === undefined) throw new BrokerError('BROKER_API_NOT_FOUND', `tenant "${target.tenant}" has no API named "${safeName(target.api)}"`)
+      context.tenant = target.tenant
+      context.api = target.api
+      const caller = context.caller
+      if (caller !== undefined && !caller.mayUse(target.tenant, target.api)) {
+        throw new BrokerError('BROKER_CALLER_FORBIDDEN', `caller "${caller.name}" may not use ${target.tenant}/${target.api}`)
+      }
+      // HEAD is GET without a body: a rule for GET covers it.
+      const ruleMethod = request.method === 'HEAD' ? 'GET' : request.method
+      const apiMatcher = apiMatchers.get(target.api)
+      if ((apiMatcher !== undefined && !apiMatcher(ruleMethod, target.path)) || (caller?.matcher !== undefined && !caller.matcher(ruleMethod, target.path))) {
+        throw new BrokerError('BROKER_ROUTE_NOT_ALLOWED', `${request.method} ${maskPath(target.path)} is not in the allowlist`)
+      }
       const { url, htu } = toUpstreamUrl(api.config.url, target)
-      requestLabels.set(request.raw, { tenant: target.tenant, api: target.api })
 
-      const body = await readBody(request.raw, replayBufferBytes)
+      const body = await readBody(request.raw, replayBufferBytes, options.limits.maxBodyBytes)
       const headers = toUpstreamHeaders(request.headers)
       if (body !== undefined && !Buffer.isBuffer(body) && request.headers['content-length'] !== undefined) {
         headers['content-length'] = request.headers['content-length']
       }
+      if (!options.upstreamSlots.tryAcquire()) {
+        throw new BrokerError('BROKER_OVERLOADED', `${options.limits.maxConcurrentUpstream} upstream calls are in flight already`, { headers: { 'retry-after': '1' } })
+      }
+      let isReleased = false
+      const release = (): void => { if (!isReleased) { isReleased = true; options.upstreamSlots.release() } }
       const abort = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.abort() })
-
-      const response = await options.forward({
-        context: { tenant: target.tenant, api: target.api },
-        tokenRequest: api.tokenRequest,
-        api: api.config,
-        method: request.method,
-        url,
-        htu,
-        headers,
-        body,
-        signal: abort.signal
+      reply.raw.once('close', () => {
+        release()
+        if (!reply.raw.writableFinished) abort.abort()
       })
-      reply.code(response.statusCode).headers(toCallerHeaders(response.headers))
-      return await reply.send(request.method === 'HEAD' ? undefined : response.body)
+      try {
+        const response = await options.forward({
+          context: { tenant: target.tenant, api: target.api },
+          tokenRequest: api.tokenRequest,
+          api: api.config,
+          method: request.method,
+          url,
+          htu,
+          headers,
+          body,
+          signal: abort.signal
+        })
+        context.upstreamHeaders = response.headers
+        reply.code(response.statusCode).headers(toCallerHeaders(response.headers))
+        return await reply.send(request.method === 'HEAD' ? undefined : response.body)
+      } catch (error) {
+        release()
+        throw error
+      }
     }
   })
+}
+
+async function authenticate (options: ProxyRoutesOptions, request: FastifyRequest): Promise<NonNullable<ReturnType<typeof requestContext>['caller']>> {
+  try {
+    return await (options.authenticate as CallerAuthenticator)(request.headers.authorization)
+  } catch (error) {
+    if (!(error instanceof BrokerError)) throw error
+    const verdict = options.rateLimiter(`failed-auth:${request.socket.remoteAddress ?? ''}`, failedAuthLimit)
+    if (!verdict.isAllowed) {
+      throw new BrokerError('BROKER_RATE_LIMITED', 'too many failed caller authentications', { headers: { 'retry-after': String(verdict.retryAfterSeconds) } })
+    }
+    throw new BrokerError(error.code, error.message, { headers: { 'www-authenticate': challenge } })
+  }
 }
 
 /** A name from the caller's path, fit for a message that may be logged: identifier-shaped names are masked. */
@@ -70,17 +145,32 @@ function safeName (name: string): string {
   return maskPath(`/${name}`).slice(1)
 }
 
-/** Buffers small bodies (known length within the limit); streams the rest; undefined when there is none. */
-async function readBody (raw: IncomingMessage, limitBytes: number): Promise<Buffer | Readable | undefined> {
+/** Buffers small bodies (known length within the limit); streams the rest, cut off past maxBytes; undefined when there is none. */
+async function readBody (raw: IncomingMessage, replayLimitBytes: number, maxBytes: number): Promise<Buffer | Readable | undefined> {
   const lengthHeader = raw.headers['content-length']
   const hasChunked = raw.headers['transfer-encoding'] !== undefined
   if (lengthHeader === undefined && !hasChunked) return undefined
   const length = lengthHeader === undefined ? Number.NaN : Number(lengthHeader)
   if (length === 0) return undefined
-  if (!hasChunked && length <= limitBytes) {
+  if (length > maxBytes) throw tooLarge(maxBytes)
+  if (!hasChunked && length <= replayLimitBytes) {
     const chunks: Buffer[] = []
     for await (const chunk of raw) chunks.push(chunk as Buffer)
     return Buffer.concat(chunks)
   }
-  return raw
+  let total = 0
+  const counter = new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      total += chunk.length
+      callback(total > maxBytes ? tooLarge(maxBytes) : null, chunk)
+    }
+  })
+  raw.on('error', error => counter.destroy(error))
+  // The forwarder reads the error from `errored`; without a listener an early error would crash the process.
+  counter.on('error', () => {})
+  return raw.pipe(counter)
+}
+
+function tooLarge (maxBytes: number): BrokerError {
+  return new BrokerError('BROKER_BODY_TOO_LARGE', `the request body is larger than limits.maxBodyBytes (${maxBytes} bytes)`)
 }

@@ -1,12 +1,25 @@
-// Tenant and API of a proxied request, for the request log line and metrics, without decorating Fastify.
+// What the proxy learns about a request as it goes (tenant, API, caller, upstream headers), for the
+// request log line, metrics and the audit log, without decorating Fastify.
 
 import type { IncomingMessage } from 'node:http'
+import type { Caller } from '../security/caller-auth.ts'
 
-/** Labels the proxy route sets once it knows them. */
-export interface RequestLabels {
-  readonly tenant: string
-  readonly api: string
+/** Filled in by the proxy route as it learns each part. */
+export interface RequestContext {
+  tenant?: string
+  api?: string
+  caller?: Caller
+  upstreamHeaders?: Readonly<Record<string, string | string[] | undefined>>
 }
 
-/** Keyed by the raw request, so entries vanish with it. */
-export const requestLabels = new WeakMap<IncomingMessage, RequestLabels>()
+const contexts = new WeakMap<IncomingMessage, RequestContext>()
+
+/** The context of a raw request, created on first use; it vanishes with the request. */
+export function requestContext (raw: IncomingMessage): RequestContext {
+  let context = contexts.get(raw)
+  if (context === undefined) {
+    context = {}
+    contexts.set(raw, context)
+  }
+  return context
+}

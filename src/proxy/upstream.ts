@@ -20,6 +20,8 @@ const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']
 
 /** Maps a failed upstream exchange to BROKER_UPSTREAM_TIMEOUT (504) or BROKER_UPSTREAM_UNREACHABLE (502). */
 export function toUpstreamError (error: unknown, api: ApiConfig): BrokerError {
+  // Our own refusals (a request body over the limit) travel through undici unchanged.
+  if (error instanceof BrokerError) return error
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
   if (timeoutCodes.has(code)) {
     return new BrokerError('BROKER_UPSTREAM_TIMEOUT', `API ${api.name} did not answer within ${api.timeoutMs} ms`, { cause: error })

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose'
 import { createDependencies, startBroker, type RunningBroker } from '../../src/app.ts'
+import { defaultLimits } from '../../src/config/defaults.ts'
 import type { ApiConfig, BrokerConfig } from '../../src/config/config.ts'
 import { startFakePersontjenesten, type FakePersontjenesten } from '../../src/demo/fake-persontjenesten.ts'
 import type { ClientKey } from '../../src/keys/client-key.ts'
@@ -218,7 +219,7 @@ async function startAuthority (t: Test, listener: Awaited<ReturnType<typeof list
 }
 
 function apiConfig (name: string, url: string, scopes: readonly string[]): ApiConfig {
-  return { name, url, scopes, headers: { 'api-version': '3' }, timeoutMs: 10_000, connectTimeoutMs: 2000 }
+  return { name, url, scopes, headers: { 'api-version': '3' }, timeoutMs: 10_000, connectTimeoutMs: 2000, allow: [] }
 }
 
 /**
@@ -247,7 +248,10 @@ async function startEnvironment (t: Test): Promise<Environment> {
   const config: BrokerConfig = {
     source: '(acceptance: oidc-provider)',
     helseid: { environment: 'custom', issuer, selvbetjeningUrl: issuer, timeoutMs: 5000 },
-    listen: { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    listen: { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, hostnames: [] },
+    limits: defaultLimits,
+    browser: { allowedOrigins: [] },
+    audit: {},
     egress: {},
     apis: {
       persontjenesten: apiConfig('persontjenesten', persontjenesten.origin, [restrictedScope]),

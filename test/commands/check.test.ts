@@ -75,7 +75,7 @@ t.test('key problems: exit 78, every tenant listed, no key material printed', as
   const dir = t.testdir({ 'broker.yaml': goodConfig, keys: {} })
   const rsa = await privateJwk('RSA-2048')
   await writeJson(dir, 'keys/supplier.json', selvbetjeningDownload({ ...rsa, alg: 'ES256' }, { authority: 'https://helseid-sts.nhn.no' }))
-  await writeFile(join(dir, 'keys', 'granfjelldal.json'), JSON.stringify(rsa).slice(0, -20))
+  await writeFile(join(dir, 'keys', 'granfjelldal.json'), JSON.stringify(rsa).slice(0, -20), { mode: 0o600 })
 
   const { code, output } = await run(join(dir, 'broker.yaml'))
 

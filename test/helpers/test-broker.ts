@@ -32,11 +32,11 @@ export async function startTestBroker (t: Test, overrides: Partial<Omit<DemoOpti
 }
 
 /** A request with the target sent exactly as given (fetch would normalise dot segments away). */
-export async function rawRequest (origin: string, target: string, options: { method?: string, headers?: Record<string, string> } = {}): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
+export async function rawRequest (origin: string, target: string, options: { method?: string, headers?: Record<string, string>, auth?: string } = {}): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
   const { request } = await import('node:http')
   const url = new URL(origin)
   return await new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path: target, method: options.method ?? 'GET', headers: options.headers ?? {} }, response => {
+    const req = request({ host: url.hostname, port: url.port, path: target, method: options.method ?? 'GET', headers: options.headers ?? {}, ...(options.auth === undefined ? {} : { auth: options.auth }) }, response => {
       const chunks: Buffer[] = []
       response.on('data', (chunk: Buffer) => chunks.push(chunk))
       response.on('end', () => { resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }) })

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, compactVerify, CompactSign, importJWK, type JWK } from 'jose'
 import { KeyFileError, loadClientKey, parseClientKey } from '../../src/keys/load-client-key.ts'
-import { privateJwk, privateValues, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+import { privateJwk, privateValues, protect, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 
 const file = '/keys/test.json'
 
@@ -137,6 +137,7 @@ t.test('broken downloads say which field is wrong', async t => {
 
 t.test('file problems name the file and the OS error code', async t => {
   const dir = t.testdir({ 'garbage.json': 'not json at all {', 'download.zip': 'PK\u0003\u0004rest', 'key.pem': '-----BEGIN PRIVATE KEY-----\nMII\n' })
+  await protect(dir, 'garbage.json', 'download.zip', 'key.pem')
   const rejects = async (name: string): Promise<KeyFileError> => {
     try { await loadClientKey(join(dir, name)) } catch (error) { if (error instanceof KeyFileError) return error }
     throw new Error('expected a KeyFileError')
@@ -155,7 +156,7 @@ t.test('no error message ever contains private key material', async t => {
   const ec = await privateJwk('P-256')
   const dir = t.testdir({})
   const brokenJson = join(dir, 'broken.json')
-  await writeFile(brokenJson, JSON.stringify(selvbetjeningDownload(rsa)).replace('"clientId"', 'clientId'))
+  await writeFile(brokenJson, JSON.stringify(selvbetjeningDownload(rsa)).replace('"clientId"', 'clientId'), { mode: 0o600 })
   const messages = [
     (await refusal(small)).message,
     (await refusal({ ...rsa, alg: 'ES512' })).message,

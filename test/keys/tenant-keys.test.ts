@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { parseConfig } from '../../src/config/parse-config.ts'
 import { ConfigError } from '../../src/errors.ts'
 import { loadTenantCredentials } from '../../src/keys/tenant-keys.ts'
-import { privateJwk, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+import { privateJwk, protect, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 
 function configFor (dir: string, tenants: Record<string, Record<string, unknown>>, helseid: Record<string, unknown> = { environment: 'test' }): ReturnType<typeof parseConfig> {
   const withApis = Object.fromEntries(Object.entries(tenants).map(([name, tenant]) => [name, { apis: ['pt'], ...tenant }]))
@@ -51,6 +51,7 @@ t.test('a config clientId equal to the file\'s is fine', async t => {
 
 t.test('every problem across tenants is reported in one ConfigError', async t => {
   const dir = t.testdir({ 'small.json': '{"kty":"oct","k":"c2VjcmV0"}' })
+  await protect(dir, 'small.json')
   const rsa = await privateJwk('RSA-2048')
   await writeJson(dir, 'prod.json', selvbetjeningDownload(rsa, { authority: 'https://helseid-sts.nhn.no/', clientId: 'prod-client' }))
   await writeJson(dir, 'test.json', selvbetjeningDownload(rsa, { clientId: 'test-client' }))

@@ -1,0 +1,144 @@
+// A child process running one peer of the benchmark (fake upstream, @fastify/http-proxy or the broker), steered over IPC,
+// so that the load generator in the parent never shares an event loop with the proxy it measures. Each peer's modules
+// are imported only when that peer starts, so that a child's RSS holds nothing but its own peer.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import type { BrokerConfig } from '../src/config/config.ts'
+import { bigPath, personBody } from './lib/fixtures.ts'
+import type { ChildReply, PeerSpec, ParentMessage } from './lib/protocol.ts'
+
+type Stop = () => Promise<void>
+
+const send = (message: ChildReply): void => { process.send?.(message) }
+
+let stopPeer: Stop | undefined
+// The parent is gone (crashed or killed): never outlive it.
+process.on('disconnect', () => { process.exit(0) })
+
+process.on('message', (message: ParentMessage) => {
+  void handle(message).catch((error: unknown) => {
+    send({ type: 'error', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
+  })
+})
+
+async function handle (message: ParentMessage): Promise<void> {
+  switch (message.type) {
+    case 'start': {
+      const started = await start(message.spec)
+      stopPeer = started.stop
+      send({ type: 'ready', url: started.url, pid: process.pid, notes: started.notes })
+      return
+    }
+    case 'mark':
+      // CLOCK_MONOTONIC in µs: the clock of V8's CPU profile timestamps.
+      send({ type: 'mark', monotonicUs: Number(process.hrtime.bigint() / 1000n), memory: process.memoryUsage() })
+      return
+    case 'stop':
+      await stopPeer?.()
+      // Exit normally so that --cpu-prof writes its profile.
+      process.disconnect()
+      process.exit(0)
+  }
+}
+
+async function start (spec: PeerSpec): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+  switch (spec.kind) {
+    case 'upstream': return await startUpstream()
+    case 'fastify-proxy': return await startFastifyProxy(spec.upstream, spec.authorization)
+    case 'broker': return await startBenchBroker(spec.config, spec.source)
+  }
+}
+
+/** The fake Persontjenesten: plain node:http, keep-alive, a precomputed body, no token checks. */
+async function startUpstream (): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  const server = createServer({ keepAliveTimeout: 65_000 }, (request: IncomingMessage, response: ServerResponse) => {
+    request.resume()
+    const url = request.url ?? '/'
+    if (url.startsWith(bigPath)) {
+      void streamBig(response, chunk, Number(new URL(url, 'http://x').searchParams.get('mb') ?? '50'))
+      return
+    }
+    response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': personBody.length })
+    response.end(personBody)
+  })
+  server.headersTimeout = 0
+  server.requestTimeout = 0
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    notes: [],
+    stop: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+    }
+  }
+}
+
+/** `mb` MiB of JSON-ish bytes, written with backpressure (the upstream never buffers more than one chunk). */
+async function streamBig (response: ServerResponse, chunk: Buffer, mb: number): Promise<void> {
+  const total = Math.max(1, mb) * 1024 * 1024
+  response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    const slice = total - sent < chunk.length ? chunk.subarray(0, total - sent) : chunk
+    if (!response.write(slice)) {
+      await Promise.race([once(response, 'drain'), once(response, 'close')])
+      if (response.destroyed) return
+    }
+  }
+  response.end()
+}
+
+/** @fastify/http-proxy (on @fastify/reply-from, undici) adding a static Authorization and Api-Version header. */
+async function startFastifyProxy (upstream: string, authorization: string): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyHttpProxy } = await import('@fastify/http-proxy')
+  const app = Fastify({ logger: false })
+  await app.register(fastifyHttpProxy, {
+    upstream,
+    replyOptions: {
+      rewriteRequestHeaders: (_request, headers) => ({ ...headers, authorization, 'api-version': '3' })
+    }
+  })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return { url, notes: [], stop: async () => { await app.close() } }
+}
+
+/** The broker as `serve` runs it: config parsed by parseConfig, key file loaded, JSON log lines on stdout. */
+async function startBenchBroker (raw: unknown, source: string): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+  const { startBroker } = await import('../src/app.ts')
+  const { parseConfig } = await import('../src/config/parse-config.ts')
+  const { loadTenantCredentials } = await import('../src/keys/tenant-keys.ts')
+  const { createLogger } = await import('../src/logging.ts')
+  const parsed = parseConfig(raw, source)
+  const { config, notes } = withBenchLimits(parsed)
+  const credentials = await loadTenantCredentials(config)
+  // stdout of this child is /dev/null: the broker pays for building and writing every log line, the disk does not.
+  const logger = createLogger(config.logging.level)
+  const broker = await startBroker(config, credentials, logger, { env: {} })
+  return { url: broker.proxyUrl, notes, stop: async () => { await broker.close() } }
+}
+
+/**
+ * Protective limits (rate limit, upstream concurrency), once the config has them, are raised so that
+ * they never trip under benchmark load; their per-request checks still run.
+ */
+function withBenchLimits (config: BrokerConfig): { config: BrokerConfig, notes: string[] } {
+  const limits = (config as unknown as { readonly limits?: Readonly<Record<string, unknown>> }).limits
+  if (limits === undefined || typeof limits !== 'object') return { config, notes: [] }
+  const raised: Record<string, unknown> = { ...limits }
+  const notes: string[] = []
+  if ('rateLimit' in limits) {
+    raised.rateLimit = { requestsPerSecond: 1e9, burst: 1e9 }
+    notes.push('limits.rateLimit raised to 1e9 req/s for the benchmark')
+  }
+  if (typeof limits.maxConcurrentUpstream === 'number' && limits.maxConcurrentUpstream < 4096) {
+    raised.maxConcurrentUpstream = 4096
+    notes.push(`limits.maxConcurrentUpstream raised from ${limits.maxConcurrentUpstream} to 4096 for the benchmark`)
+  }
+  return { config: { ...config, limits: raised } as unknown as BrokerConfig, notes }
+}

@@ -1,0 +1,218 @@
+// npm run bench: the same GET load through direct, nginx, @fastify/http-proxy and helseid-broker, at 1, 16 and 64
+// connections; one table, the three targets of issue 5 with PASS/FAIL. Everything runs on 127.0.0.1, ports ephemeral.
+//
+// Environment: BENCH_SECONDS (default 5) per measured run, BENCH_WARMUP_SECONDS (default 1) before each,
+// BENCH_CONNECTIONS (default 1,16,64), BENCH_PEERS (default direct,nginx,fastify-proxy,helseid-broker; also
+// helseid-broker-warn = the broker logging at warn, without request lines), BENCH_TENANTS (default 100).
+
+import { join } from 'node:path'
+import { brokerConfig, brokerPaths, startBenchAuthority, tenantNames } from './lib/broker-setup.ts'
+import { expectPerson, forEachLimited } from './lib/check.ts'
+import { startPeer, stopEverything, type PeerChild } from './lib/children.ts'
+import { personBody, personPath, staticAuthorization } from './lib/fixtures.ts'
+import { measureLoad, quietPolicy, type LoadResult } from './lib/load.ts'
+import { describeMachine } from './lib/machine.ts'
+import { findNginx, nginxVersion, startNginx } from './lib/nginx.ts'
+import { mb, readRss, resetPeakRss, sampleRss } from './lib/proc.ts'
+
+const seconds = positiveNumber('BENCH_SECONDS', 5)
+const warmupSeconds = positiveNumber('BENCH_WARMUP_SECONDS', 1, true)
+const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number).filter(n => Number.isInteger(n) && n > 0)
+const peerNames = (process.env.BENCH_PEERS ?? 'direct,nginx,fastify-proxy,helseid-broker').split(',').map(name => name.trim()).filter(name => name !== '')
+const tenantCount = positiveNumber('BENCH_TENANTS', 100)
+/** A run during which other programs used more than this many cores is flagged. */
+const noisyCores = 0.25
+
+interface PeerRun {
+  readonly peer: string
+  readonly results: readonly LoadResult[]
+  /** Child-process peers: peak RSS during the measured runs (sampled VmRSS, and VmHWM reset after warm-up). */
+  readonly peakRssBytes?: number
+  readonly idleRssBytes?: number
+  readonly note?: string
+}
+
+async function main (): Promise<void> {
+  const header = describeMachine([
+    `load: autocannon in this process, GET ${personBody.length}-byte person JSON, ${connectionCounts.join('/')} connections, ` +
+      `${seconds} s measured after ${warmupSeconds} s warm-up per run; each peer and the fake upstream in its own process`,
+    `each run waits (up to ${quietPolicy.maxWaitMs / 1000} s) until other programs use < ${quietPolicy.thresholdCores} cores`
+  ])
+  for (const line of header) console.log(line)
+  const runs: PeerRun[] = []
+  const skipped: string[] = []
+  const bench = await startBenchAuthority()
+  try {
+    const upstream = await startPeer({ kind: 'upstream' })
+    await expectPerson(upstream.url, personPath)
+    console.log(`fake upstream ${upstream.url} (pid ${upstream.pid}); authority ${bench.authority.issuer}`)
+
+    for (const peer of peerNames) {
+      switch (peer) {
+        case 'direct':
+          runs.push({ peer, results: await loadAll(peer, upstream.url, [personPath]) })
+          break
+        case 'nginx': {
+          const binary = findNginx()
+          if (binary === undefined) {
+            skipped.push('nginx: not installed (neither /usr/sbin/nginx nor nginx on PATH); row skipped')
+            break
+          }
+          const nginx = await startNginx(binary, join(bench.dir, 'nginx'), upstream.url, staticAuthorization)
+          try {
+            await expectPerson(nginx.url, personPath)
+            runs.push({ peer, results: await loadAll(peer, nginx.url, [personPath]), note: `${await nginxVersion(binary)}, 1 worker, access_log off` })
+          } finally {
+            await nginx.stop()
+          }
+          break
+        }
+        case 'fastify-proxy': {
+          const child = await startPeer({ kind: 'fastify-proxy', upstream: upstream.url, authorization: staticAuthorization })
+          try {
+            runs.push(await loadChild(peer, child, [personPath]))
+          } finally {
+            await child.stop()
+          }
+          break
+        }
+        case 'helseid-broker':
+        case 'helseid-broker-warn': {
+          const tenants = tenantNames(tenantCount)
+          const config = brokerConfig({
+            issuer: bench.authority.issuer,
+            upstream: upstream.url,
+            keyFile: bench.keyFile,
+            tenants,
+            logLevel: peer === 'helseid-broker' ? 'info' : 'warn'
+          })
+          const issuedBefore = bench.authority.issuedTokens.length
+          const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') })
+          try {
+            for (const note of child.notes) console.log(`  note: ${note}`)
+            const paths = brokerPaths(tenants)
+            // Warm: one call per tenant fetches and caches its token (nonce handshake included).
+            await forEachLimited(paths, 10, async path => { await expectPerson(child.url, path) })
+            const issued = bench.authority.issuedTokens.length - issuedBefore
+            console.log(`  ${peer}: ${tenants.length} tenants warm, ${issued} token(s) issued`)
+            const run = await loadChild(peer, child, paths)
+            runs.push({ ...run, note: `${tenants.length} tenants, requests spread over all of them, log level ${peer === 'helseid-broker' ? 'info (one JSON line per request to /dev/null)' : 'warn'}` })
+          } finally {
+            await child.stop()
+          }
+          break
+        }
+        default:
+          throw new Error(`unknown peer ${peer} in BENCH_PEERS`)
+      }
+    }
+  } finally {
+    await stopEverything()
+    await bench.close()
+  }
+  console.log('')
+  for (const line of report(runs, skipped)) console.log(line)
+}
+
+/** Warm-up plus measured run at every connection count. */
+async function loadAll (peer: string, origin: string, paths: readonly string[]): Promise<LoadResult[]> {
+  const results: LoadResult[] = []
+  for (const connections of connectionCounts) {
+    const result = await measureLoad({ origin, paths, connections, seconds, warmupSeconds })
+    console.log(`  ${peer.padEnd(20)} ${String(connections).padStart(3)} conns: ${result.rps.toFixed(0).padStart(6)} req/s, p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms` +
+      (result.non2xx + result.errors + result.timeouts > 0 ? `, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts` : '') +
+      `, other programs ${result.foreignCores.toFixed(2)} cores`)
+    results.push(result)
+  }
+  return results
+}
+
+/** Load on a child-process peer while sampling its memory. */
+async function loadChild (peer: string, child: PeerChild, paths: readonly string[]): Promise<PeerRun> {
+  await expectPerson(child.url, paths[0] ?? personPath)
+  const idleRssBytes = readRss(child.pid)?.rssBytes ?? Number.NaN
+  resetPeakRss(child.pid)
+  const sampler = sampleRss(child.pid)
+  const results = await loadAll(peer, child.url, paths)
+  const { maxRssBytes, hwmBytes } = sampler.stop()
+  return { peer, results, idleRssBytes, peakRssBytes: Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0) }
+}
+
+function report (runs: readonly PeerRun[], skipped: readonly string[]): string[] {
+  const find = (peer: string, connections: number): LoadResult | undefined =>
+    runs.find(run => run.peer === peer)?.results.find(result => result.connections === connections)
+  const lines: string[] = []
+  const columns = ['peer', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', '+p50 vs direct', '+mean vs direct', '÷ fastify-proxy', '÷ nginx', 'non-2xx/err', 'other CPU']
+  lines.push(`| ${columns.join(' | ')} |`, `|${columns.map((_c, i) => i < 1 ? '---' : '---:').join('|')}|`)
+  for (const run of runs) {
+    for (const result of run.results) {
+      const direct = find('direct', result.connections)
+      const fastify = find('fastify-proxy', result.connections)
+      const nginx = find('nginx', result.connections)
+      lines.push(`| ${[
+        run.peer,
+        result.connections,
+        result.rps.toFixed(0),
+        result.p50Ms.toFixed(3),
+        result.p99Ms.toFixed(3),
+        result.meanFromRpsMs.toFixed(3),
+        direct === undefined || run.peer === 'direct' ? '–' : signed(result.p50Ms - direct.p50Ms),
+        direct === undefined || run.peer === 'direct' ? '–' : signed(result.meanFromRpsMs - direct.meanFromRpsMs),
+        fastify === undefined ? '–' : (result.rps / fastify.rps).toFixed(2),
+        nginx === undefined ? '–' : (result.rps / nginx.rps).toFixed(2),
+        `${result.non2xx}/${result.errors + result.timeouts}`,
+        `${result.foreignCores.toFixed(2)}${result.foreignCores > noisyCores ? ' (!)' : ''}`
+      ].join(' | ')} |`)
+    }
+  }
+  lines.push('', `other CPU: cores used by programs outside the benchmark during the run; (!) above ${noisyCores} means the row is skewed by them.`)
+  lines.push('p50/p99: exact, from autocannon\'s per-response hrtime (its own histogram rounds to whole ms); mean = connections ÷ req/s (Little\'s law; at 1 connection 1 ÷ req/s).')
+  for (const run of runs) {
+    const memory = run.peakRssBytes === undefined ? '' : ` RSS idle ${mb(run.idleRssBytes ?? Number.NaN)} MB, peak under load ${mb(run.peakRssBytes)} MB.`
+    if (run.note !== undefined || memory !== '') lines.push(`${run.peer}: ${run.note ?? ''}${memory}`)
+  }
+  for (const line of skipped) lines.push(line)
+
+  lines.push('', 'Targets (issue 5):')
+  const broker = runs.find(run => run.peer === 'helseid-broker')
+  const broker16 = find('helseid-broker', 16)
+  const fastify16 = find('fastify-proxy', 16)
+  if (broker16 !== undefined && fastify16 !== undefined) {
+    const ratio = broker16.rps / fastify16.rps
+    lines.push(`  ${verdict(ratio >= 0.8)} throughput at 16 connections ≥ 0.8 × @fastify/http-proxy: ${broker16.rps.toFixed(0)} vs ${fastify16.rps.toFixed(0)} req/s = ${ratio.toFixed(2)} ×`)
+  } else lines.push('  n/a  throughput target: needs helseid-broker and fastify-proxy at 16 connections')
+  const broker1 = find('helseid-broker', 1)
+  const direct1 = find('direct', 1)
+  if (broker1 !== undefined && direct1 !== undefined) {
+    const added = broker1.meanFromRpsMs - direct1.meanFromRpsMs
+    lines.push(`  ${verdict(added <= 0.3)} added latency at 1 connection ≤ 0.3 ms: ${added.toFixed(3)} ms ` +
+      `(mean from throughput, 1/req/s: ${broker1.meanFromRpsMs.toFixed(3)} − ${direct1.meanFromRpsMs.toFixed(3)} ms; autocannon's own p50 is whole ms; ` +
+      `exact per-response p50 delta ${(broker1.p50Ms - direct1.p50Ms).toFixed(3)} ms)`)
+  } else lines.push('  n/a  latency target: needs helseid-broker and direct at 1 connection')
+  if (broker?.peakRssBytes !== undefined) {
+    lines.push(`  ${verdict(broker.peakRssBytes <= 100 * 1024 * 1024)} RSS ≤ 100 MB under load with ${tenantCount} tenants: peak ${mb(broker.peakRssBytes)} MB (idle, warm: ${mb(broker.idleRssBytes ?? Number.NaN)} MB)`)
+  } else lines.push('  n/a  memory target: needs helseid-broker')
+  return lines
+}
+
+function verdict (isPass: boolean): string {
+  return isPass ? 'PASS' : 'FAIL'
+}
+
+function signed (ms: number): string {
+  return `${ms >= 0 ? '+' : ''}${ms.toFixed(3)}`
+}
+
+function positiveNumber (name: string, fallback: number, isZeroAllowed = false): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !isZeroAllowed)) throw new Error(`${name} must be a ${isZeroAllowed ? 'non-negative' : 'positive'} number, got ${raw}`)
+  return value
+}
+
+main().catch(async (error: unknown) => {
+  console.error(error)
+  await stopEverything()
+  process.exitCode = 1
+})

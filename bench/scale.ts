@@ -1,0 +1,160 @@
+// npm run bench:scale: the broker at scale. (1) 1,000 concurrent cold requests across 50 tenants → token requests at
+// the authority (exactly 50 issued expected); (2) throughput and memory at 1, 10 and 100 tenants, and RSS with the
+// tenants configured and warm; (3) a 50 MB response streamed through the broker, read fast and read slowly, with its
+// peak RSS delta. Everything on 127.0.0.1, ports ephemeral, each broker and the fake upstream in a child process.
+//
+// Environment: BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (default 1), BENCH_SCALE_TENANTS (default 1,10,100),
+// BENCH_STREAM_MB (default 50).
+
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request } from 'undici'
+import { brokerConfig, brokerPaths, startBenchAuthority, tenantNames, type BenchAuthority } from './lib/broker-setup.ts'
+import { expectPerson, forEachLimited } from './lib/check.ts'
+import { startPeer, stopEverything, type PeerChild } from './lib/children.ts'
+import { bigPath, personBody } from './lib/fixtures.ts'
+import { measureLoad } from './lib/load.ts'
+import { describeMachine } from './lib/machine.ts'
+import { mb, readRss, resetPeakRss, sampleRss } from './lib/proc.ts'
+
+const seconds = Number(process.env.BENCH_SECONDS ?? '5')
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? '1')
+const tenantCounts = (process.env.BENCH_SCALE_TENANTS ?? '1,10,100').split(',').map(Number).filter(n => Number.isInteger(n) && n > 0)
+const streamMb = Number(process.env.BENCH_STREAM_MB ?? '50')
+
+async function main (): Promise<void> {
+  for (const line of describeMachine()) console.log(line)
+  const lines: string[] = []
+  const bench = await startBenchAuthority()
+  try {
+    const upstream = await startPeer({ kind: 'upstream' })
+    console.log(`fake upstream ${upstream.url}; authority ${bench.authority.issuer}`)
+    lines.push(...await coldStampede(bench, upstream.url, 50, 1000))
+    lines.push(...await tenantSweep(bench, upstream.url))
+    lines.push(...await streaming(bench, upstream.url))
+  } finally {
+    await stopEverything()
+    await bench.close()
+  }
+  console.log('')
+  for (const line of lines) console.log(line)
+}
+
+async function startBrokerChild (bench: BenchAuthority, upstream: string, tenants: readonly string[]): Promise<PeerChild> {
+  const config = brokerConfig({ issuer: bench.authority.issuer, upstream, keyFile: bench.keyFile, tenants })
+  const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') })
+  for (const note of child.notes) console.log(`  note: ${note}`)
+  return child
+}
+
+/** `total` requests at once, spread evenly over `tenantCount` cold tenants: one token per tenant must be issued. */
+async function coldStampede (bench: BenchAuthority, upstream: string, tenantCount: number, total: number): Promise<string[]> {
+  const tenants = tenantNames(tenantCount)
+  const child = await startBrokerChild(bench, upstream, tenants)
+  const paths = brokerPaths(tenants)
+  const requestsBefore = bench.authority.tokenRequests.length
+  const agent = new Agent({ connections: total, pipelining: 1 })
+  try {
+    const started = performance.now()
+    const statuses = await Promise.all(Array.from({ length: total }, async (_unused, index) => {
+      const response = await request(`${child.url}${paths[index % paths.length] ?? ''}`, { dispatcher: agent })
+      const body = Buffer.from(await response.body.arrayBuffer())
+      return response.statusCode === 200 && body.equals(personBody) ? 200 : response.statusCode
+    }))
+    const elapsedMs = performance.now() - started
+    const tokenRequests = bench.authority.tokenRequests.slice(requestsBefore)
+    const outcomes = new Map<string, number>()
+    for (const entry of tokenRequests) outcomes.set(entry.outcome, (outcomes.get(entry.outcome) ?? 0) + 1)
+    const issued = outcomes.get('issued') ?? 0
+    const ok = statuses.filter(status => status === 200).length
+    const peak = readRss(child.pid)
+    return [
+      `Cold stampede: ${total} concurrent requests (one connection each) over ${tenantCount} tenants with empty token caches`,
+      `  ${ok}/${total} answered 200 with the person body in ${elapsedMs.toFixed(0)} ms; token endpoint calls: ${tokenRequests.length} ` +
+        `(${[...outcomes].map(([outcome, count]) => `${outcome} ${count}`).join(', ')}); broker peak RSS ${mb(peak?.hwmBytes ?? Number.NaN)} MB`,
+      `  ${issued === tenantCount && ok === total ? 'PASS' : 'FAIL'} exactly ${tenantCount} tokens issued (one per tenant; concurrent misses share one fetch): ${issued}`,
+      ''
+    ]
+  } finally {
+    await agent.close()
+    await child.stop()
+  }
+}
+
+/** Throughput and memory at 16 connections with requests spread over N warm tenants. */
+async function tenantSweep (bench: BenchAuthority, upstream: string): Promise<string[]> {
+  const lines = [
+    `Tenants: 16 connections, ${seconds} s after ${warmupSeconds} s warm-up, requests spread over all tenants (log level info)`,
+    '| tenants | req/s | p50 ms | p99 ms | RSS after start MB | RSS warm, idle MB | peak RSS under load MB | other CPU |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const count of tenantCounts) {
+    const tenants = tenantNames(count)
+    const child = await startBrokerChild(bench, upstream, tenants)
+    try {
+      const startRss = readRss(child.pid)?.rssBytes ?? Number.NaN
+      const paths = brokerPaths(tenants)
+      await forEachLimited(paths, 10, async path => { await expectPerson(child.url, path) })
+      await sleep(500)
+      const warmRss = readRss(child.pid)?.rssBytes ?? Number.NaN
+      resetPeakRss(child.pid)
+      const sampler = sampleRss(child.pid)
+      const result = await measureLoad({ origin: child.url, paths, connections: 16, seconds, warmupSeconds })
+      const { maxRssBytes, hwmBytes } = sampler.stop()
+      const peak = Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0)
+      console.log(`  ${count} tenants: ${result.rps.toFixed(0)} req/s, peak RSS ${mb(peak)} MB`)
+      lines.push(`| ${count} | ${result.rps.toFixed(0)} | ${result.p50Ms.toFixed(3)} | ${result.p99Ms.toFixed(3)} | ${mb(startRss)} | ${mb(warmRss)} | ${mb(peak)} | ${result.foreignCores.toFixed(2)} |`)
+      if (result.non2xx + result.errors + result.timeouts > 0) lines.push(`  (${count} tenants: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts)`)
+    } finally {
+      await child.stop()
+    }
+  }
+  lines.push('')
+  return lines
+}
+
+/** A large response through the broker, read as fast as possible and then slowly: RSS must stay flat (streamed, not buffered). */
+async function streaming (bench: BenchAuthority, upstream: string): Promise<string[]> {
+  const tenants = tenantNames(1)
+  const child = await startBrokerChild(bench, upstream, tenants)
+  const lines = [`Streaming: one ${streamMb} MiB response (upstream writes 64 KiB chunks with backpressure) through the broker`]
+  try {
+    await expectPerson(child.url, brokerPaths(tenants)[0] ?? '')
+    const path = brokerPaths(tenants, `${bigPath}?mb=${streamMb}`)[0] ?? ''
+    for (const mode of ['fast', 'slow'] as const) {
+      await sleep(500)
+      const baseline = readRss(child.pid)?.rssBytes ?? Number.NaN
+      resetPeakRss(child.pid)
+      const sampler = sampleRss(child.pid, 20)
+      const started = performance.now()
+      const response = await request(`${child.url}${path}`)
+      let bytes = 0
+      // slow: ~25 MB/s, a tenth of what loopback gives, so that the broker has to hold back the upstream
+      const slowBytesPerMs = 25 * 1024 * 1024 / 1000
+      for await (const chunk of response.body) {
+        bytes += (chunk as Buffer).length
+        if (mode === 'slow') {
+          const dueMs = bytes / slowBytesPerMs - (performance.now() - started)
+          if (dueMs > 1) await sleep(dueMs)
+        }
+      }
+      const elapsedMs = performance.now() - started
+      const { maxRssBytes, hwmBytes } = sampler.stop()
+      const peak = Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0)
+      const complete = response.statusCode === 200 && bytes === streamMb * 1024 * 1024
+      lines.push(`  ${mode === 'fast' ? 'read at full speed' : 'read at ~25 MB/s '}: ${complete ? 'complete' : `INCOMPLETE (status ${response.statusCode}, ${bytes} bytes)`}, ` +
+        `${(bytes / 1024 / 1024 / (elapsedMs / 1000)).toFixed(0)} MB/s; broker RSS before ${mb(baseline)} MB, peak ${mb(peak)} MB, ` +
+        `delta ${mb(peak - baseline)} MB (${((peak - baseline) / (streamMb * 1024 * 1024) * 100).toFixed(1)} % of the body)`)
+    }
+  } finally {
+    await child.stop()
+  }
+  lines.push('')
+  return lines
+}
+
+main().catch(async (error: unknown) => {
+  console.error(error)
+  await stopEverything()
+  process.exitCode = 1
+})
