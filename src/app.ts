@@ -25,7 +25,7 @@ import { requestContext } from './proxy/request-labels.ts'
 import { createAuditLog, upstreamRequestIdOf, type AuditLog } from './security/audit-log.ts'
 import { createCallerAuthenticator } from './security/caller-auth.ts'
 import type { CallerSecret } from './security/caller-secrets.ts'
-import { handleClientError } from './security/client-error.ts'
+import { handleClientError, handleFrameworkError } from './security/client-error.ts'
 import { createConcurrencyLimit } from './security/concurrency-limit.ts'
 import { createRateLimiter } from './security/rate-limiter.ts'
 import { createRequestGuard } from './security/request-guards.ts'
@@ -141,7 +141,9 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     requestIdHeader: false as const,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // Router errors (undecodable paths) as problem+json, never echoing the path.
+    frameworkErrors: handleFrameworkError
   }
 
   const { config } = deps

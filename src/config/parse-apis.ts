@@ -20,10 +20,10 @@ const reservedHeaders = new Set([
 const headerNamePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // RFC 9110 §5.6.2 token
 const headerValuePattern = /^[\t\x20-\x7e\x80-\xff]*$/ // RFC 9110 §5.5: no CR, LF or NUL
 
-/** Records an issue unless `name` can be used as a URL segment. */
-export function checkName (name: string, kind: string, path: string, issues: Issues): boolean {
+/** Records an issue unless `name` can be used as a URL segment; `why` tells the reader where the name is used. */
+export function checkName (name: string, kind: string, path: string, issues: Issues, why = 'it is a URL path segment'): boolean {
   if (namePattern.test(name)) return true
-  issues.push(`${path}: ${kind} name ${JSON.stringify(name)} must be 1-63 lowercase letters, digits, "_" or "-", starting with a letter or digit (it is a URL path segment)`)
+  issues.push(`${path}: ${kind} name ${JSON.stringify(name)} must be 1-63 lowercase letters, digits, "_" or "-", starting with a letter or digit (${why})`)
   return false
 }
 

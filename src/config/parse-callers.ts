@@ -32,7 +32,7 @@ export function parseCallers (value: unknown, context: CallerContext, issues: Is
   const entries: Array<[string, CallerConfig]> = []
   for (const [name, raw] of Object.entries(callers)) {
     const path = joinPath('callers', name)
-    const isNameOk = checkName(name, 'caller', path, issues)
+    const isNameOk = checkName(name, 'caller', path, issues, 'it is the user name in HTTP Basic')
     const caller = parseCaller(name, raw, path, context, issues)
     if (isNameOk && caller !== undefined) entries.push([name, caller])
   }

@@ -11,7 +11,7 @@ import type { CallerAuthenticator } from '../security/caller-auth.ts'
 import type { ConcurrencyLimit } from '../security/concurrency-limit.ts'
 import type { RateLimiter } from '../security/rate-limiter.ts'
 import type { RequestGuard } from '../security/request-guards.ts'
-import { compileRouteRules } from '../security/route-allowlist.ts'
+import { compileRouteRules, type RouteMatcher } from '../security/route-allowlist.ts'
 import type { TenantRuntime } from '../tenants.ts'
 import type { Forwarder } from './forwarder.ts'
 import { toCallerHeaders, toUpstreamHeaders } from './forward-headers.ts'
@@ -48,6 +48,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   app.addHook('onRequest', async request => {
+    const raw = request.raw
+    // HTTP/0.9 (`GET /x` without a version) and a textual `HTTP/2.0` request line would otherwise be proxied as HTTP/1.1.
+    if (raw.httpVersionMajor !== 1) throw new BrokerError('BROKER_BAD_REQUEST', 'only HTTP/1.0 and HTTP/1.1 requests are served')
+    // RFC 9112 §3.2: more than one Host is a 400. Node keeps only the first, so the Host guard would see half the request.
+    if ((raw.headersDistinct.host?.length ?? 0) > 1) throw new BrokerError('BROKER_BAD_REQUEST', 'the request has more than one Host header')
     const remoteAddress = request.socket.remoteAddress
     options.guard(request.headers, remoteAddress, request.socket.localPort)
     let rateKey = `address:${remoteAddress ?? ''}`
@@ -81,10 +86,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       if (caller !== undefined && !caller.mayUse(target.tenant, target.api)) {
         throw new BrokerError('BROKER_CALLER_FORBIDDEN', `caller "${caller.name}" may not use ${target.tenant}/${target.api}`)
       }
-      // HEAD is GET without a body: a rule for GET covers it.
-      const ruleMethod = request.method === 'HEAD' ? 'GET' : request.method
       const apiMatcher = apiMatchers.get(target.api)
-      if ((apiMatcher !== undefined && !apiMatcher(ruleMethod, target.path)) || (caller?.matcher !== undefined && !caller.matcher(ruleMethod, target.path))) {
+      if (!isAllowed(apiMatcher, request.method, target.path) || !isAllowed(caller?.matcher, request.method, target.path)) {
         throw new BrokerError('BROKER_ROUTE_NOT_ALLOWED', `${request.method} ${maskPath(target.path)} is not in the allowlist`)
       }
       const { url, htu } = toUpstreamUrl(api.config.url, target)
@@ -128,16 +131,27 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
 }
 
 async function authenticate (options: ProxyRoutesOptions, request: FastifyRequest): Promise<NonNullable<ReturnType<typeof requestContext>['caller']>> {
+  const failureKey = `failed-auth:${request.socket.remoteAddress ?? ''}`
+  // An address that keeps presenting wrong secrets is answered before any scrypt work is spent on it.
+  const ahead = options.rateLimiter(failureKey, failedAuthLimit, true)
+  if (!ahead.isAllowed) {
+    throw new BrokerError('BROKER_RATE_LIMITED', 'too many failed caller authentications', { headers: { 'retry-after': String(ahead.retryAfterSeconds) } })
+  }
   try {
     return await (options.authenticate as CallerAuthenticator)(request.headers.authorization)
   } catch (error) {
     if (!(error instanceof BrokerError)) throw error
-    const verdict = options.rateLimiter(`failed-auth:${request.socket.remoteAddress ?? ''}`, failedAuthLimit)
+    const verdict = options.rateLimiter(failureKey, failedAuthLimit)
     if (!verdict.isAllowed) {
       throw new BrokerError('BROKER_RATE_LIMITED', 'too many failed caller authentications', { headers: { 'retry-after': String(verdict.retryAfterSeconds) } })
     }
     throw new BrokerError(error.code, error.message, { headers: { 'www-authenticate': challenge } })
   }
+}
+
+/** No rules let everything through; HEAD is GET without a body, so a rule for GET covers it too. */
+function isAllowed (matcher: RouteMatcher | undefined, method: string, path: string): boolean {
+  return matcher === undefined || matcher(method, path) || (method === 'HEAD' && matcher('GET', path))
 }
 
 /** A name from the caller's path, fit for a message that may be logged: identifier-shaped names are masked. */

@@ -19,8 +19,9 @@ const queryPattern = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/
 
 /**
  * Parses a raw request target (origin-form only). Refuses, with BROKER_PATH_REJECTED, anything that
- * an upstream could resolve outside the path given: dot segments in any encoding, encoded slashes and
- * backslashes, empty segments, control characters and invalid escapes.
+ * an upstream could resolve outside the path given: dot segments in any encoding (also with path
+ * parameters, `..;x`), encoded slashes and backslashes, empty segments, control characters and invalid
+ * or non-UTF-8 escapes.
  * @throws BrokerError BROKER_NOT_FOUND when the target names no tenant and API.
  */
 export function parseProxyTarget (rawTarget: string): ProxyTarget {
@@ -58,8 +59,16 @@ export function parseProxyTarget (rawTarget: string): ProxyTarget {
 }
 
 function checkSegment (segment: string): void {
-  const decoded = decodeURIComponent(segment)
-  if (decoded === '.' || decoded === '..') {
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(segment)
+  } catch {
+    // Valid hex that is not UTF-8, e.g. the overlong '.' %c0%ae.
+    throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a percent-escape that is not UTF-8')
+  }
+  // Servlet containers (Tomcat, Jetty) drop a segment's path parameters before resolving dot segments: `..;x` is `..`.
+  const name = decoded.split(';', 1)[0]
+  if (name === '.' || name === '..') {
     throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a dot segment')
   }
   if (/[/\\]/.test(decoded) || /%(?:2f|5c|25)/i.test(segment)) {

@@ -28,11 +28,13 @@ export function createCallerAuthenticator (callers: Readonly<Record<string, Call
   const known = new LRUCache<string, Caller>({ max: 1000 })
   const refused = new LRUCache<string, true>({ max: 10_000, ttl: 60_000 })
 
+  // scrypt runs on libuv's small thread pool (shared with file and DNS work): at most two checks at once.
+  const scryptSlots = createQueue(2)
   const verify = async (caller: Caller, presented: string): Promise<boolean> => {
     const secret = secrets.get(caller.name)
     if (secret === undefined) return false
     if (secret.kind === 'plain') return timingSafeEqual(sha256(presented), secret.sha256)
-    return await verifySecretHash(presented, secret.hash)
+    return await scryptSlots(async () => await verifySecretHash(presented, secret.hash))
   }
 
   return async authorization => {
@@ -52,6 +54,22 @@ export function createCallerAuthenticator (callers: Readonly<Record<string, Call
     }
     refused.set(digest, true)
     throw unauthenticated('the caller secret is not valid')
+  }
+}
+
+/** Runs at most `size` tasks at once; the rest wait their turn. */
+function createQueue (size: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0
+  const waiting: Array<() => void> = []
+  return async task => {
+    if (running >= size) await new Promise<void>(resolve => waiting.push(resolve))
+    running++
+    try {
+      return await task()
+    } finally {
+      running--
+      waiting.shift()?.()
+    }
   }
 }
 

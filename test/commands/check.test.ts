@@ -1,7 +1,7 @@
 // Tests for the check command: a summary and exit 0, or every problem and exit 78, never key material.
 
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCheck } from '../../src/commands/check.ts'
 import { exitCodes } from '../../src/errors.ts'
@@ -94,4 +94,70 @@ t.test('a missing config file: exit 78 naming the file', async t => {
 
   t.equal(code, exitCodes.config)
   t.match(output, `(file): cannot read ${join(dir, 'absent.yaml')}: ENOENT`)
+})
+
+const configWithCallers = `
+helseid: { environment: test }
+listen: { proxy: "0.0.0.0:8480", hostnames: [epj-broker.kommune.local] }
+callers:
+  epj:
+    secretFile: secrets/epj.secret
+    tenants: [granfjelldal]
+    apis: [persontjenesten]
+    allow: ["GET /api/v3/restricted-access/person/*"]
+    rateLimit: { requestsPerSecond: 20, burst: 40 }
+  dips:
+    secretHash: "scrypt$16384$8$1$1M6b1lT9Qk3xwrTRgmJmMA$Yers8jjnupk3KcM6BuKVfOFRdwMwQkxsAqGqrE6wB6c"
+    tenants: "*"
+apis:
+  persontjenesten:
+    url: https://api.persontjenesten.test.nhn.no
+    scopes: [nhn:hgd-persontjenesten-api/restricted-access]
+    allow: ["GET /api/v3/restricted-access/**"]
+tenants:
+  granfjelldal:
+    client: keys/granfjelldal.json
+    clientId: granfjelldal-client
+    apis: [persontjenesten]
+limits: { maxBodyBytes: 65536 }
+browser: { allowedOrigins: ["https://epj.kommune.no"] }
+audit: { file: "-" }
+`
+
+t.test('callers, limits, browser and audit are summarised; secret files are checked', async t => {
+  const dir = t.testdir({ 'broker.yaml': configWithCallers, keys: {}, secrets: {} })
+  await writeJson(dir, 'keys/granfjelldal.json', { ...await privateJwk('P-256'), kid: 'gf-1' })
+  await writeFile(join(dir, 'secrets', 'epj.secret'), 'epj-secret-0123456789\n', { mode: 0o600 })
+
+  const { code, output } = await run(join(dir, 'broker.yaml'))
+
+  t.equal(code, exitCodes.ok, output)
+  t.match(output, 'listen: proxy 0.0.0.0:8480, admin 127.0.0.1:8481, host names epj-broker.kommune.local')
+  t.match(output, 'limits: body 65536 bytes, headers 16384 bytes, request 60000 ms, idle 30000 ms, 256 upstream calls at once, 100 requests/s (burst 200) per caller')
+  t.match(output, 'browser: requests from https://epj.kommune.no are let through')
+  t.match(output, 'audit: stdout')
+  t.match(output, `  epj: tenants granfjelldal; apis persontjenesten; secret file ${join(dir, 'secrets', 'epj.secret')}; 20 requests/s (burst 40); allow GET /api/v3/restricted-access/person/*`)
+  t.match(output, '  dips: tenants all; apis all of its tenants\'; secret hash')
+  t.match(output, 'persontjenesten: https://api.persontjenesten.test.nhn.no scopes nhn:hgd-persontjenesten-api/restricted-access; allow GET /api/v3/restricted-access/**')
+  t.notOk(output.includes('epj-secret-0123456789'), 'the secret is not printed')
+})
+
+t.test('open key and secret files: every one listed at once; --allow-insecure-key-permissions accepts them', async t => {
+  const dir = t.testdir({ 'broker.yaml': configWithCallers, keys: {}, secrets: {} })
+  const keyFile = await writeJson(dir, 'keys/granfjelldal.json', { ...await privateJwk('P-256'), kid: 'gf-1' }, 0o644)
+  const secretFile = join(dir, 'secrets', 'epj.secret')
+  await writeFile(secretFile, 'epj-secret-0123456789\n')
+  await chmod(secretFile, 0o640)
+  const lines: string[] = []
+
+  const refused = await run(join(dir, 'broker.yaml'))
+  const allowed = await runCheck(join(dir, 'broker.yaml'), line => { lines.push(line) }, line => { lines.push(line) }, { allowInsecurePermissions: true })
+
+  t.equal(refused.code, exitCodes.config)
+  t.same(refused.output.split('\n'), [
+    `${join(dir, 'broker.yaml')}: 2 problems`,
+    `  tenants.granfjelldal.client: ${keyFile} is readable by group or others (mode 0644); run: chmod 600 ${keyFile} — or start with --allow-insecure-key-permissions`,
+    `  callers.epj.secretFile: ${secretFile} is readable by group or others (mode 0640); run: chmod 600 ${secretFile} — or start with --allow-insecure-key-permissions`
+  ])
+  t.equal(allowed, exitCodes.ok, lines.join('\n'))
 })

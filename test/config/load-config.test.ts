@@ -2,8 +2,9 @@
 
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { defaultLimits } from '../../src/config/defaults.ts'
 import { loadConfig, parseConfigText } from '../../src/config/load-config.ts'
 import { ConfigError } from '../../src/errors.ts'
 
@@ -80,4 +81,6 @@ t.test('the shipped example config is valid', async t => {
   t.same(Object.keys(config.tenants), ['granfjelldal', 'fjordvik'])
   t.equal(config.egress.proxy, 'http://proxy.kommune.no:3128')
   t.same(config.apis.persontjenesten?.headers, { 'Api-Version': '3' })
+  t.match(config.callers?.epj, { secret: { kind: 'file', file: join(dirname(example), 'secrets', 'epj.secret') }, tenants: ['granfjelldal'], apis: ['persontjenesten'] })
+  t.same(config.limits, defaultLimits, 'the example shows the defaults')
 })

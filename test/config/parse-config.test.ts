@@ -3,6 +3,7 @@
 import t from 'tap'
 import { parseConfig } from '../../src/config/parse-config.ts'
 import { parseConfigText } from '../../src/config/load-config.ts'
+import { defaultLimits } from '../../src/config/defaults.ts'
 import { ConfigError } from '../../src/errors.ts'
 import { issuesOf, minimal, source, withPatch } from '../fixtures/config-fixtures.ts'
 
@@ -36,7 +37,17 @@ t.test('the PRODUCT.md example parses into a full config', async t => {
   t.same(config, {
     source,
     helseid: { environment: 'prod', issuer: 'https://helseid-sts.nhn.no', selvbetjeningUrl: 'https://api.selvbetjening.nhn.no', timeoutMs: 10_000 },
-    listen: { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 } },
+    listen: { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 }, hostnames: [] },
+    limits: {
+      maxBodyBytes: 1_048_576,
+      maxHeaderBytes: 16_384,
+      requestTimeoutMs: 60_000,
+      idleTimeoutMs: 30_000,
+      maxConcurrentUpstream: 256,
+      rateLimit: { requestsPerSecond: 100, burst: 200 }
+    },
+    browser: { allowedOrigins: [] },
+    audit: {},
     egress: { proxy: 'http://proxy.kommune.no:3128' },
     apis: {
       persontjenesten: {
@@ -45,7 +56,8 @@ t.test('the PRODUCT.md example parses into a full config', async t => {
         scopes: ['nhn:hgd-persontjenesten-api/restricted-access'],
         headers: { 'Api-Version': '3' },
         timeoutMs: 30_000,
-        connectTimeoutMs: 5_000
+        connectTimeoutMs: 5_000,
+        allow: []
       }
     },
     tenants: {
@@ -91,7 +103,7 @@ extra: true
     'apis.pt.timeout: unknown key; did you mean "timeoutMs"?',
     'apis.pt.url: http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://',
     'egress.proxy: expected an http:// or https:// URL, got "ftp://proxy"',
-    'extra: unknown key (allowed: helseid, listen, egress, apis, tenants, logging)',
+    'extra: unknown key (allowed: helseid, listen, callers, limits, browser, audit, egress, apis, tenants, logging)',
     'helseid.environment: expected one of prod | test, got "staging"',
     'helseid.timeoutMs: expected an integer >= 1, got number -1',
     'listen.admin: expected "host:port" with a port from 0 to 65535 (IPv6 as "[::1]:8480"), got "[::1]:70000"',
@@ -117,9 +129,13 @@ t.test('root: empty, wrong type and missing sections', async t => {
 })
 
 t.test('an optional section left empty (all children commented out) is an empty section', async t => {
-  const config = parseConfigText('helseid: { environment: test }\nlisten:\negress:\nlogging:\napis:\n  pt: { url: "https://x.no", scopes: [s], headers: }\ntenants:\n  a: { client: k.json, apis: [pt], organization: }\n', source)
+  const config = parseConfigText('helseid: { environment: test }\nlisten:\nlimits:\nbrowser:\naudit:\negress:\nlogging:\napis:\n  pt: { url: "https://x.no", scopes: [s], headers: }\ntenants:\n  a: { client: k.json, apis: [pt], organization: }\n', source)
 
-  t.same(config.listen, { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 } })
+  t.same(config.listen, { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 }, hostnames: [] })
+  t.same(config.limits, defaultLimits)
+  t.same(config.browser, { allowedOrigins: [] })
+  t.same(config.audit, {})
+  t.equal(config.callers, undefined)
   t.same(config.egress, {})
   t.equal(config.logging.level, 'info')
   t.same(config.apis.pt?.headers, {})
@@ -149,10 +165,10 @@ t.test('helseid: environment, issuer and Selvbetjening URL', async t => {
 t.test('listen: defaults, IPv6, ports and clashes', async t => {
   const listen = (value: unknown): unknown => parseConfig(withPatch(c => { c.listen = value }), source).listen
 
-  t.same(parseConfig(minimal(), source).listen, { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 } })
-  t.same(listen({ proxy: '[::1]:9000', admin: 'localhost:0' }), { proxy: { host: '::1', port: 9000 }, admin: { host: 'localhost', port: 0 } })
-  t.same(listen({ proxy: '0.0.0.0:8480' }), { proxy: { host: '0.0.0.0', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 } })
-  t.same(listen({ proxy: '127.0.0.1:0', admin: '127.0.0.1:0' }), { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } })
+  t.same(parseConfig(minimal(), source).listen, { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '127.0.0.1', port: 8481 }, hostnames: [] })
+  t.same(listen({ proxy: '[::1]:9000', admin: 'localhost:0' }), { proxy: { host: '::1', port: 9000 }, admin: { host: 'localhost', port: 0 }, hostnames: [] })
+  t.same(listen({ proxy: '127.0.0.1:0', admin: '127.0.0.1:0' }), { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, hostnames: [] })
+  t.same(listen({ admin: '0.0.0.0:9000' }), { proxy: { host: '127.0.0.1', port: 8480 }, admin: { host: '0.0.0.0', port: 9000 }, hostnames: [] })
 
   t.same(issuesOf(withPatch(c => { c.listen = { proxy: 8480 } })), ['listen.proxy: expected a "host:port" string such as "127.0.0.1:8480", got number 8480'])
   t.same(issuesOf(withPatch(c => { c.listen = { proxy: '[zz]:1' } })), ['listen.proxy: "zz" is not an IPv6 address'])

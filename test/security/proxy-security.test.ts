@@ -8,6 +8,7 @@ import type { CallerConfig } from '../../src/config/config.ts'
 import type { CallerSecret } from '../../src/security/caller-secrets.ts'
 import { hashSecret, parseSecretHash } from '../../src/security/secret-hash.ts'
 import { rawRequest, startTestBroker } from '../helpers/test-broker.ts'
+import { createManualClock } from '../../src/clock.ts'
 
 const events = '/granfjelldal/persontjenesten/api/v3/restricted-access/event/latest'
 const otherTenant = '/fjordvik/persontjenesten/api/v3/restricted-access/event/latest'
@@ -56,6 +57,22 @@ t.test('with callers configured, a request needs a valid caller secret: Bearer o
   t.notOk(broker.logs.text().includes(epjSecret), 'the secret is never logged')
 })
 
+t.test('repeated wrong secrets are slowed down before they cost scrypt work', async t => {
+  const { callers, secrets } = await callerSetup()
+  // A clock that stands still: no bucket refills while scrypt takes its time.
+  const broker = await startTestBroker(t, { callers, broker: { callerSecrets: secrets, clock: createManualClock() } })
+
+  const statuses: number[] = []
+  for (let i = 0; i < 25; i++) {
+    statuses.push((await broker.call(events, { headers: { authorization: `Bearer wrong-secret-number-${i}` } })).status)
+  }
+  const good = await broker.call(events, { headers: { authorization: `Bearer ${epjSecret}` } })
+
+  t.same(statuses.slice(0, 20), Array.from({ length: 20 }, () => 401), 'the first 20 failures are answered 401')
+  t.ok(statuses.slice(20).every(status => status === 429), 'then 429 with no secret check at all')
+  t.equal(good.status, 429, 'the address is blocked for a moment, whoever sends from it')
+})
+
 t.test('a caller limited to one tenant cannot reach another, and the refusal costs no token', async t => {
   const { callers, secrets } = await callerSetup()
   const broker = await startTestBroker(t, { callers, broker: { callerSecrets: secrets } })
@@ -83,16 +100,18 @@ t.test('allowlists: API-wide and per-caller rules both apply; a refused request 
   const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
   const allowed = await broker.call(getByNin, { method: 'POST', headers: { ...epj, ...form }, body: `nin=${demoNin}` })
+  const head = await broker.call(otherTenant.replace('fjordvik', 'granfjelldal'), { method: 'HEAD', headers: epj })
   const notInApiRules = await broker.call('/granfjelldal/persontjenesten/api/v3/restricted-access/person/bulk-by-nin?informationParts=Name', { method: 'POST', headers: { ...epj, ...form }, body: `nins=${demoNin}` })
   const notInCallerRules = await broker.call(getByNin, { method: 'POST', headers: { ...ops, ...form }, body: `nin=${demoNin}` })
   const inBoth = await broker.call(otherTenant, { headers: ops })
 
   t.equal(allowed.status, 200)
+  t.equal(head.status, 200, 'HEAD passes a GET rule')
   t.equal(notInApiRules.status, 403)
   t.equal(notInApiRules.headers.get('helseid-broker-error'), 'BROKER_ROUTE_NOT_ALLOWED')
   t.equal(notInCallerRules.status, 403)
   t.equal(inBoth.status, 200)
-  t.same(broker.persontjenesten.received.map(r => r.path), ['/api/v3/restricted-access/person/get-by-nin', '/api/v3/restricted-access/event/latest'])
+  t.same(broker.persontjenesten.received.map(r => r.path), ['/api/v3/restricted-access/person/get-by-nin', '/api/v3/restricted-access/event/latest', '/api/v3/restricted-access/event/latest'])
   t.equal(broker.authority.issuedTokens.length, 2, 'one token per tenant that was let through, none for refusals')
 })
 
