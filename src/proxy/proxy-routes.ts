@@ -2,7 +2,7 @@
 // after the caller, its permissions, the allowlists and the limits have let it through.
 
 import type { IncomingMessage } from 'node:http'
-import { Transform, type Readable } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { LimitsConfig } from '../config/config.ts'
 import { BrokerError } from '../errors.ts'
@@ -97,6 +97,13 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       if (body !== undefined && !Buffer.isBuffer(body) && request.headers['content-length'] !== undefined) {
         headers['content-length'] = request.headers['content-length']
       }
+      // A caller that is gone already (it hung up during a slow first authentication, or the parser refused
+      // its body right after the headers) gets no answer, and its 'close' has fired: the listener below would
+      // never release the slot. Nothing goes upstream for it.
+      const connection = request.raw.socket
+      if (reply.raw.destroyed || connection.destroyed || !connection.writable) {
+        throw new BrokerError('BROKER_BAD_REQUEST', 'the caller closed the connection before the request was forwarded')
+      }
       if (!options.upstreamSlots.tryAcquire()) {
         throw new BrokerError('BROKER_OVERLOADED', `${options.limits.maxConcurrentUpstream} upstream calls are in flight already`, { headers: { 'retry-after': '1' } })
       }
@@ -167,22 +174,34 @@ async function readBody (raw: IncomingMessage, replayLimitBytes: number, maxByte
   const length = lengthHeader === undefined ? Number.NaN : Number(lengthHeader)
   if (length === 0) return undefined
   if (length > maxBytes) throw tooLarge(maxBytes)
-  if (!hasChunked && length <= replayLimitBytes) {
-    const chunks: Buffer[] = []
-    for await (const chunk of raw) chunks.push(chunk as Buffer)
-    return Buffer.concat(chunks)
-  }
+  // Read up to the replay limit first, chunked or not: a small body goes upstream whole (and can be
+  // resent); nothing partial leaves before the limit is passed.
+  const iterator: AsyncIterator<Buffer> = raw[Symbol.asyncIterator]()
+  const head: Buffer[] = []
   let total = 0
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done === true) return Buffer.concat(head)
+    head.push(next.value)
+    total += next.value.length
+    if (total > maxBytes) throw tooLarge(maxBytes)
+    if (total > replayLimitBytes) break
+  }
+  let streamed = 0
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {
-      total += chunk.length
-      callback(total > maxBytes ? tooLarge(maxBytes) : null, chunk)
+      streamed += chunk.length
+      callback(streamed > maxBytes ? tooLarge(maxBytes) : null, chunk)
     }
   })
-  raw.on('error', error => counter.destroy(error))
   // The forwarder reads the error from `errored`; without a listener an early error would crash the process.
   counter.on('error', () => {})
-  return raw.pipe(counter)
+  const source = Readable.from((async function * () {
+    yield * head
+    for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value
+  })())
+  source.on('error', error => counter.destroy(error))
+  return source.pipe(counter)
 }
 
 function tooLarge (maxBytes: number): BrokerError {

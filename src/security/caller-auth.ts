@@ -89,13 +89,22 @@ function parseAuthorization (header: string | undefined): { readonly user?: stri
   const space = header.indexOf(' ')
   const scheme = header.slice(0, space === -1 ? header.length : space).toLowerCase()
   const value = space === -1 ? '' : header.slice(space + 1).trim()
-  if (scheme === 'bearer' && value !== '') return { secret: value }
+  if (scheme === 'bearer' && value !== '') return printable({ secret: value })
   if (scheme === 'basic' && value !== '') {
     const decoded = Buffer.from(value, 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
-    if (colon > 0) return { user: decoded.slice(0, colon), secret: decoded.slice(colon + 1) }
+    if (colon > 0) return printable({ user: decoded.slice(0, colon), secret: decoded.slice(colon + 1) })
   }
   throw unauthenticated('the Authorization header must be "Bearer <secret>" or HTTP Basic with the caller name as user')
+}
+
+/**
+ * Secrets are printable text (a secret file may not hold control characters). A trailing NUL must not
+ * pass: scrypt's HMAC pads keys shorter than its block with zero bytes, so scrypt("s\0") equals scrypt("s").
+ */
+function printable (credentials: { readonly user?: string, readonly secret: string }): { readonly user?: string, readonly secret: string } {
+  if (/[\u0000-\u001f\u007f]/.test(`${credentials.user ?? ''}${credentials.secret}`)) throw unauthenticated('the caller secret is not valid')
+  return credentials
 }
 
 function sha256 (text: string): Buffer {

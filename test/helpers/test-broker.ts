@@ -20,7 +20,8 @@ export async function startTestBroker (t: Test, overrides: Partial<Omit<DemoOpti
     adminPort: 0,
     logger: logs.logger,
     ...overrides,
-    broker: { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, ...overrides.broker }
+    // Key expiry checks ask HelseID for tokens in the background; tests that want them pass broker: { checkKeyExpiry: true }.
+    broker: { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, checkKeyExpiry: false, ...overrides.broker }
   })
   t.teardown(async () => { await demo.close() })
   return {
