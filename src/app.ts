@@ -7,6 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
 import { fetch as undiciFetch, type Dispatcher } from 'undici'
 import { createEgressDispatcher, type ProxyEnvironment } from './http/egress.ts'
+import { loadCaCertificates } from './http/ca-file.ts'
 import { systemClock, type Clock } from './clock.ts'
 import type { ApiConfig, BrokerConfig, ListenAddress } from './config/config.ts'
 import { adminRoutes, type ReadinessCheck } from './admin/admin-routes.ts'
@@ -29,6 +30,8 @@ import { handleClientError, handleFrameworkError } from './security/client-error
 import { createConcurrencyLimit } from './security/concurrency-limit.ts'
 import { createRateLimiter } from './security/rate-limiter.ts'
 import { createRequestGuard } from './security/request-guards.ts'
+import { createKeyExpiryService, keyExpiryReadiness, type KeyExpiryService } from './selvbetjening/key-expiry.ts'
+import { createSelvbetjeningClient, type SelvbetjeningClient } from './selvbetjening/selvbetjening-client.ts'
 import { maskPath } from './logging.ts'
 import { createUpstreamAgent } from './proxy/upstream.ts'
 import { createTenantRuntimes, type TenantRuntime } from './tenants.ts'
@@ -44,6 +47,8 @@ export interface DependencyOptions {
   readonly env?: ProxyEnvironment
   /** Loaded caller secrets (loadCallerSecrets); required when the config has callers. */
   readonly callerSecrets?: ReadonlyMap<string, CallerSecret>
+  /** startBroker: read key expiry from Selvbetjening at start and every keys.expiryCheckHours; default true. */
+  readonly checkKeyExpiry?: boolean
 }
 
 /** The services, built once at start-up. */
@@ -58,6 +63,10 @@ export interface BrokerDependencies {
   readonly startedAtMs: number
   readonly callerSecrets: ReadonlyMap<string, CallerSecret>
   readonly audit: AuditLog
+  /** The Selvbetjening client-secret API (helseid.selvbetjeningUrl), with tokens from `tokens`. */
+  readonly selvbetjening: SelvbetjeningClient
+  /** Client key expiry per distinct key; startBroker starts its checks. */
+  readonly keyExpiry: KeyExpiryService
   /** The keep-alive pool of one API. */
   readonly agentFor: (api: ApiConfig) => Dispatcher
   /** Releases connection pools. */
@@ -74,7 +83,8 @@ export async function createDependencies (
   const clock = options.clock ?? systemClock
   const metrics = createMetrics()
   const env = options.env ?? process.env
-  const idpAgent = createEgressDispatcher(config.egress.proxy, env, { keepAliveTimeout: 30_000, connect: { timeout: config.helseid.timeoutMs } })
+  const extraCa = config.egress.caFile === undefined ? [] : await loadCaCertificates(config.egress.caFile)
+  const idpAgent = createEgressDispatcher(config.egress.proxy, env, { keepAliveTimeout: 30_000, connect: { timeout: config.helseid.timeoutMs } }, extraCa)
   const fetch: FetchLike = options.fetch ?? (async (url, init) => await undiciFetch(url, { ...init, dispatcher: idpAgent }))
   const discovery = createDiscovery({ issuer: config.helseid.issuer, fetch, clock, timeoutMs: config.helseid.timeoutMs })
   const tokenLogger = logger.child({ module: 'tokens' })
@@ -94,6 +104,22 @@ export async function createDependencies (
     ...(options.retry === undefined ? {} : { retry: options.retry })
   })
   const tenants = await createTenantRuntimes(config, credentials)
+  const selvbetjening = createSelvbetjeningClient({
+    baseUrl: config.helseid.selvbetjeningUrl,
+    tokens,
+    fetch,
+    clock,
+    timeoutMs: config.helseid.timeoutMs,
+    logger: logger.child({ module: 'selvbetjening' })
+  })
+  const keyExpiry = createKeyExpiryService({
+    tenants,
+    client: selvbetjening,
+    clock,
+    logger: logger.child({ module: 'keys' }),
+    warnDays: config.keys.warnDays,
+    checkIntervalMs: config.keys.expiryCheckHours * 3_600_000
+  })
   const agents = new Map<string, Dispatcher>()
   const audit = createAuditLog(config.audit.file)
   if (config.callers !== undefined) {
@@ -111,15 +137,18 @@ export async function createDependencies (
     startedAtMs: clock.nowMs(),
     callerSecrets: options.callerSecrets ?? new Map(),
     audit,
+    selvbetjening,
+    keyExpiry,
     agentFor (api: ApiConfig): Dispatcher {
       let agent = agents.get(api.name)
       if (agent === undefined) {
-        agent = createUpstreamAgent(api, config.egress.proxy, env)
+        agent = createUpstreamAgent(api, config.egress.proxy, env, extraCa)
         agents.set(api.name, agent)
       }
       return agent
     },
     async close () {
+      keyExpiry.stop()
       await Promise.all([idpAgent.close(), ...[...agents.values()].map(async agent => { await agent.close() })])
       await audit.close()
     }
@@ -220,13 +249,19 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
       clock: deps.clock,
       tenants: deps.tenants,
       isDiscoveryFetched: () => deps.discovery.current() !== undefined,
-      tokens: deps.tokens.snapshot
+      tokens: deps.tokens.snapshot,
+      keyExpiry: deps.keyExpiry.forTenant
     }),
     beforeMetrics: () => {
       const nowMs = deps.clock.nowMs()
       deps.metrics.tokenExpiry.reset()
       for (const token of deps.tokens.snapshot()) {
         deps.metrics.tokenExpiry.set({ tenant: token.tenant, api: token.api }, Math.max(0, (token.expiresAtMs - nowMs) / 1000))
+      }
+      deps.metrics.keyExpiry.reset()
+      for (const key of deps.keyExpiry.snapshot()) {
+        if (key.expiresAtMs === null) continue
+        for (const tenant of key.tenants) deps.metrics.keyExpiry.set({ tenant, kid: key.kid }, (key.expiresAtMs - nowMs) / 1000)
       }
     }
   })
@@ -249,6 +284,9 @@ function logRequest (request: FastifyRequest, reply: FastifyReply): void {
 function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
   const metadata = deps.discovery.current()
   if (metadata === undefined) deps.discovery.get().catch(() => {}) // try again; the next probe sees the result
+  const keyExpiry = deps.keyExpiry.isStarted()
+    ? [{ name: 'keyExpiry', ...keyExpiryReadiness(deps.keyExpiry.snapshot(), deps.keyExpiry.warnDays) }]
+    : []
   return [
     { name: 'keys', isReady: deps.tenants.size > 0, detail: `${deps.tenants.size} tenant key(s) loaded` },
     {
@@ -257,7 +295,8 @@ function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
       detail: metadata === undefined
         ? deps.discovery.lastError() ?? `HelseID discovery not yet fetched from ${deps.config.helseid.issuer}`
         : `token endpoint ${metadata.tokenEndpoint}`
-    }
+    },
+    ...keyExpiry
   ]
 }
 
@@ -293,6 +332,8 @@ export async function startBroker (
     await servers.proxy.close()
     throw error
   }
+  // Never blocks or fails start-up: the first round runs in the background; failures are logged and shown in /status and /readyz.
+  if (options.checkKeyExpiry !== false) deps.keyExpiry.start()
   let closing: Promise<void> | undefined
   return {
     deps,

@@ -4,9 +4,13 @@ import { parseArgs } from 'node:util'
 import { ConfigError, exitCodes } from './errors.ts'
 import { runCheck } from './commands/check.ts'
 import { runDemo } from './commands/demo.ts'
+import { runDoctorCommand } from './commands/doctor.ts'
 import { readFirstLine, runHashSecret } from './commands/hash-secret.ts'
+import { parseImportArgs, runImport } from './commands/import.ts'
+import { runKeysStatus } from './commands/keys-status.ts'
 import { runServe } from './commands/serve.ts'
 import { runToken } from './commands/token.ts'
+import { canPromptSecret, promptSecret } from './onboarding/prompt-secret.ts'
 
 /** Where a command writes; injected so tests can capture it. */
 export interface CliIo {
@@ -16,6 +20,8 @@ export interface CliIo {
   readonly untilStopped: () => Promise<void>
   /** One line from stdin (hash-secret); default: process.stdin, with a prompt on stderr when it is a terminal. */
   readonly readLine?: () => Promise<string | undefined>
+  /** Asks for a secret without echo (import's zip password); default: raw mode on process.stdin when it is a terminal, else none. */
+  readonly readSecret?: (prompt: string) => Promise<string>
 }
 
 export const usage = `helseid-broker: HelseID token broker sidecar (client_credentials + private_key_jwt + DPoP)
@@ -25,10 +31,13 @@ Usage:
   helseid-broker demo [--proxy-port N] [--admin-port N]
   helseid-broker check --config FILE
   helseid-broker token --config FILE --tenant NAME --api NAME [--show-token]
+  helseid-broker import FILE --tenant NAME --config FILE [--api NAME]... [--parent N] [--child N] [--password-file F] [--force]
+  helseid-broker keys status --config FILE   per tenant: key id, algorithm, size, file, expiry from Selvbetjening
+  helseid-broker doctor --config FILE        DNS, TCP, TLS, HTTP to every host (via the proxy), clock skew, a token per tenant
   helseid-broker hash-secret [--generate]    a caller's secretHash: for a new random secret, or one line from stdin
   helseid-broker --help | --version
 
-serve, check and token refuse key and caller secret files that group or others may access (POSIX);
+serve, check, token, keys and doctor refuse key and caller secret files that group or others may access (POSIX);
 --allow-insecure-key-permissions accepts them.
 
 Exit codes: 0 ok, 1 runtime failure, 64 usage error, 78 configuration error.`
@@ -43,7 +52,11 @@ const options = {
   generate: { type: 'boolean' },
   'allow-insecure-key-permissions': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' }
+  version: { type: 'boolean' },
+  'password-file': { type: 'string' },
+  parent: { type: 'string' },
+  child: { type: 'string' },
+  force: { type: 'boolean' }
 } as const
 
 /** Runs the command named in argv (without node and script). */
@@ -66,10 +79,12 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     return exitCodes.ok
   }
   if (command === undefined) return usageError(io, 'no command given')
-  if (rest.length > 0) return usageError(io, `unexpected argument "${rest[0] ?? ''}"`)
+  // `keys` takes a subcommand (status) and `import` its FILE; every other command takes no positional argument.
+  const extra = command === 'keys' || command === 'import' ? rest.slice(1) : rest
+  if (extra.length > 0) return usageError(io, `unexpected argument "${extra[0] ?? ''}"`)
 
   const allowInsecurePermissions = values['allow-insecure-key-permissions'] === true
-  if (allowInsecurePermissions && !['serve', 'check', 'token'].includes(command)) return usageError(io, '--allow-insecure-key-permissions applies to serve, check and token only')
+  if (allowInsecurePermissions && !['serve', 'check', 'token', 'keys', 'doctor'].includes(command)) return usageError(io, '--allow-insecure-key-permissions applies to serve, check, token, keys and doctor only')
   if (values.generate === true && command !== 'hash-secret') return usageError(io, '--generate applies to hash-secret only')
 
   try {
@@ -85,6 +100,19 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
           return usageError(io, 'token needs --config FILE --tenant NAME --api NAME')
         }
         return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true, allowInsecurePermissions }, io)
+      case 'keys':
+        if (rest[0] !== 'status') return usageError(io, rest[0] === undefined ? 'keys needs a subcommand: status' : `unknown keys subcommand "${rest[0]}"`)
+        if (values.config === undefined) return usageError(io, 'keys status needs --config FILE')
+        return await runKeysStatus({ configPath: values.config, allowInsecurePermissions }, io)
+      case 'doctor':
+        if (values.config === undefined) return usageError(io, 'doctor needs --config FILE')
+        return await runDoctorCommand({ configPath: values.config, allowInsecurePermissions }, io)
+      case 'import': {
+        const importOptions = parseImportArgs(argv)
+        if (typeof importOptions === 'string') return usageError(io, importOptions)
+        const readSecret = io.readSecret ?? (canPromptSecret() ? async (prompt: string) => await promptSecret(prompt) : undefined)
+        return await runImport(importOptions, { out: io.out, err: io.err, env: process.env, ...(readSecret === undefined ? {} : { readSecret }) })
+      }
       case 'hash-secret':
         return await runHashSecret({ generate: values.generate === true }, { out: io.out, err: io.err, readLine: io.readLine ?? (async () => await readStdinLine(io)) })
       case 'demo': {

@@ -44,7 +44,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   app.get('/readyz', {
     schema: {
       tags: ['admin'],
-      summary: 'Readiness: keys loaded and HelseID discovery fetched',
+      summary: 'Readiness: keys loaded, HelseID discovery fetched, no client key expired',
+      description: 'Checks `keys` and `discovery`; with key expiry monitoring also `keyExpiry`, whose detail says how many days each key has left. A key about to expire (fewer than keys.warnDays) stays ready; an expired key makes the broker not ready.',
       response: {
         200: { description: 'Ready: every check passed.', ...readinessSchema },
         503: { description: 'Not ready: the failing checks say why.', ...readinessSchema }

@@ -10,6 +10,7 @@ export interface BrokerMetrics {
   readonly tokenFetches: Counter<'tenant' | 'api' | 'outcome'>
   readonly tokenCache: Counter<'result'>
   readonly tokenExpiry: Gauge<'tenant' | 'api'>
+  readonly keyExpiry: Gauge<'tenant' | 'kid'>
 }
 
 /** Creates a fresh registry with the broker's metrics and Node's default process metrics. */
@@ -47,6 +48,12 @@ export function createMetrics (options: { readonly withDefaults?: boolean } = {}
       name: 'helseid_broker_token_expiry_seconds',
       help: 'Seconds until the cached access token for a tenant and API expires.',
       labelNames: ['tenant', 'api'],
+      registers: [registry]
+    }),
+    keyExpiry: new Gauge({
+      name: 'helseid_broker_key_expiry_seconds',
+      help: 'Seconds until the tenant\'s HelseID client key expires, as the Selvbetjening API last said (negative once expired).',
+      labelNames: ['tenant', 'kid'],
       registers: [registry]
     })
   }

@@ -1,6 +1,7 @@
 // GET /status: what a sysadmin wants to see per tenant; built only from non-secret fields.
 
 import type { Clock } from '../clock.ts'
+import type { KeyExpiry } from '../selvbetjening/key-expiry.ts'
 import type { TenantRuntime } from '../tenants.ts'
 import type { CachedTokenInfo } from '../tokens/token-service.ts'
 
@@ -13,11 +14,24 @@ export interface TokenStatus {
   readonly refreshAt: string
 }
 
+/** The tenant's client key: public facts and its expiry as the Selvbetjening API last told it. */
+export interface KeyStatus {
+  readonly kid: string
+  readonly alg: string
+  readonly kty: string
+  readonly sizeBits: number
+  readonly file: string
+  readonly expiresAt: string | null
+  readonly daysLeft: number | null
+  readonly expiryCheckedAt: string | null
+  readonly expiryError: string | null
+}
+
 export interface TenantStatus {
   readonly name: string
   readonly clientId: string
   readonly organization: { readonly parent?: string, readonly child?: string }
-  readonly key: { readonly kid: string, readonly alg: string, readonly kty: string, readonly sizeBits: number, readonly file: string, readonly expiresAt: string | null }
+  readonly key: KeyStatus
   readonly dpopKeyThumbprint: string
   readonly apis: ReadonlyArray<{ readonly name: string, readonly url: string, readonly scopes: readonly string[], readonly token: TokenStatus | null }>
 }
@@ -51,14 +65,17 @@ export const statusReportSchema = {
           organization: { type: 'object', properties: { parent: { type: 'string' }, child: { type: 'string' } } },
           key: {
             type: 'object',
-            required: ['kid', 'alg', 'kty', 'sizeBits', 'file', 'expiresAt'],
+            required: ['kid', 'alg', 'kty', 'sizeBits', 'file', 'expiresAt', 'daysLeft', 'expiryCheckedAt', 'expiryError'],
             properties: {
               kid: { type: 'string' },
               alg: { type: 'string' },
               kty: { type: 'string' },
               sizeBits: { type: 'integer' },
               file: { type: 'string' },
-              expiresAt: { type: ['string', 'null'], description: 'Key expiry from the Selvbetjening API; null until it has been read.' }
+              expiresAt: { type: ['string', 'null'], format: 'date-time', description: 'Key expiry from the Selvbetjening API; null until it has been read.' },
+              daysLeft: { type: ['integer', 'null'], description: 'Whole days until the key expires (negative once expired); null while unknown.' },
+              expiryCheckedAt: { type: ['string', 'null'], format: 'date-time', description: 'When the expiry was last read from the Selvbetjening API.' },
+              expiryError: { type: ['string', 'null'], description: 'Why the last expiry check failed; null when it succeeded or has not run.' }
             }
           },
           dpopKeyThumbprint: { type: 'string', description: 'RFC 7638 thumbprint of the broker-held DPoP key (cnf.jkt of the tokens).' },
@@ -97,6 +114,8 @@ export interface StatusSources {
   readonly tenants: ReadonlyMap<string, TenantRuntime>
   readonly isDiscoveryFetched: () => boolean
   readonly tokens: () => readonly CachedTokenInfo[]
+  /** The expiry of the key a tenant uses, when expiry is monitored. */
+  readonly keyExpiry?: (tenant: string) => KeyExpiry | undefined
 }
 
 /** Builds the status report from runtime state. */
@@ -114,7 +133,7 @@ export function buildStatusReport (sources: StatusSources): StatusReport {
         name: tenant.name,
         clientId,
         organization: first?.tokenRequest.organization ?? {},
-        key: { kid: key.kid, alg: key.alg, kty: key.kty, sizeBits: key.sizeBits, file: key.file, expiresAt: null },
+        key: keyStatus(key, sources.keyExpiry?.(tenant.name)),
         dpopKeyThumbprint: tenant.dpopKey.jkt,
         apis: [...tenant.apis.entries()].map(([name, api]) => {
           const token = tokens.find(t => t.tenant === tenant.name && t.api === name)
@@ -136,4 +155,22 @@ export function buildStatusReport (sources: StatusSources): StatusReport {
       }
     })
   }
+}
+
+function keyStatus (key: TenantRuntime['credentials']['key'], expiry: KeyExpiry | undefined): KeyStatus {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    kty: key.kty,
+    sizeBits: key.sizeBits,
+    file: key.file,
+    expiresAt: toIso(expiry?.expiresAtMs ?? null),
+    daysLeft: expiry?.daysLeft ?? null,
+    expiryCheckedAt: toIso(expiry?.checkedAtMs ?? null),
+    expiryError: expiry?.lastError ?? null
+  }
+}
+
+function toIso (ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
 }

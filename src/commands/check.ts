@@ -5,6 +5,7 @@ import type { BrokerConfig } from '../config/config.ts'
 import { loadConfig } from '../config/load-config.ts'
 import { formatListenAddress } from '../config/parse-helpers.ts'
 import { ConfigError, exitCodes } from '../errors.ts'
+import { loadCaCertificates } from '../http/ca-file.ts'
 import type { ClientKey } from '../keys/client-key.ts'
 import type { ProtectedFileOptions } from '../keys/protected-file.ts'
 import { loadTenantCredentials, type TenantCredentials } from '../keys/tenant-keys.ts'
@@ -21,8 +22,9 @@ export async function runCheck (configPath: string, out: (line: string) => void,
   try {
     config = await loadConfig(configPath)
     const fileOptions = { allowInsecurePermissions: options.allowInsecurePermissions === true, ...(options.platform === undefined ? {} : { platform: options.platform }) }
-    const [keys, secrets] = await Promise.allSettled([loadTenantCredentials(config, fileOptions), loadCallerSecrets(config, fileOptions)])
-    const issues = [...issuesOf(keys), ...issuesOf(secrets)]
+    const caFile = config.egress.caFile
+    const [keys, secrets, ca] = await Promise.allSettled([loadTenantCredentials(config, fileOptions), loadCallerSecrets(config, fileOptions), caFile === undefined ? [] : loadCaCertificates(caFile)])
+    const issues = [...issuesOf(keys), ...issuesOf(secrets), ...issuesOf(ca)]
     if (issues.length > 0 || keys.status === 'rejected') throw new ConfigError(issues)
     credentials = keys.value
   } catch (error) {
@@ -47,7 +49,7 @@ function summarise (config: BrokerConfig, credentials: ReadonlyMap<string, Tenan
     `${config.source}: ok`,
     `helseid: ${helseid.issuer} (${helseid.environment}), selvbetjening ${helseid.selvbetjeningUrl}, timeout ${helseid.timeoutMs} ms`,
     `listen: proxy ${formatListenAddress(listen.proxy)}, admin ${formatListenAddress(listen.admin)}${listen.hostnames.length === 0 ? '' : `, host names ${listen.hostnames.join(', ')}`}`,
-    `egress: ${egress.proxy === undefined ? 'direct (HTTPS_PROXY / NO_PROXY from the environment are honoured)' : `via ${egress.proxy}`}`,
+    `egress: ${egress.proxy === undefined ? 'direct (HTTPS_PROXY / NO_PROXY from the environment are honoured)' : `via ${egress.proxy}`}${egress.caFile === undefined ? '' : `; extra CA certificates from ${egress.caFile}`}`,
     `limits: body ${limits.maxBodyBytes} bytes, headers ${limits.maxHeaderBytes} bytes, request ${limits.requestTimeoutMs} ms, idle ${limits.idleTimeoutMs} ms, ${limits.maxConcurrentUpstream} upstream calls at once, ${describeRate(limits.rateLimit)} per caller`,
     `browser: ${config.browser.allowedOrigins.length === 0 ? 'requests from web pages are refused' : `requests from ${config.browser.allowedOrigins.join(', ')} are let through`}`,
     `audit: ${config.audit.file === undefined ? 'off' : config.audit.file === '-' ? 'stdout' : config.audit.file}`,

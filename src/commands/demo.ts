@@ -27,6 +27,7 @@ export async function runDemo (ports: { readonly proxyPort: number, readonly adm
 
   local HelseID-like authority  ${demo.authority.issuer}   (private_key_jwt, DPoP nonce required)
   local fake Persontjenesten    ${demo.persontjenesten.origin}   (verifies token, cnf.jkt and every DPoP proof)
+  local fake Selvbetjening      ${demo.selvbetjening.origin}   (client key expiry, read at start and shown in /status)
   broker proxy listener         ${proxy}   (what the EPJ calls: no credentials needed)
   broker admin listener         ${admin}   (health, readiness, metrics, status, docs)
 
@@ -44,7 +45,7 @@ Try it: the EPJ sends a plain request, the broker adds a DPoP-bound HelseID toke
   # what the broker holds: tenants, key ids, token lifetimes (never a token or key)
   curl -s ${admin}/status
   curl -s ${admin}/readyz
-  curl -s ${admin}/metrics | grep helseid_broker_token
+  curl -s ${admin}/metrics | grep -E 'helseid_broker_(token|key)_expiry'
   # API documentation: ${admin}/docs
 
 Stop with Ctrl-C.`)

@@ -92,6 +92,14 @@ export interface TenantConfig {
   readonly apis: readonly string[]
 }
 
+/** Key expiry monitoring through the Selvbetjening API. */
+export interface KeysConfig {
+  /** Warn (log line, /readyz detail, `keys status`) when a client key has fewer days than this left. */
+  readonly warnDays: number
+  /** How often `serve` reads each client key's expiry from the Selvbetjening API (also once at start). */
+  readonly expiryCheckHours: number
+}
+
 export interface BrokerConfig {
   /** Absolute path of the file this came from, or `(built-in)` for the demo. */
   readonly source: string
@@ -121,9 +129,12 @@ export interface BrokerConfig {
   }
   readonly egress: {
     readonly proxy?: string
+    /** Absolute path of a PEM bundle of extra CA certificates trusted for outbound TLS (a TLS-inspecting proxy's CA). */
+    readonly caFile?: string
   }
   readonly apis: Readonly<Record<string, ApiConfig>>
   readonly tenants: Readonly<Record<string, TenantConfig>>
+  readonly keys: KeysConfig
   readonly logging: {
     readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   }

@@ -1,6 +1,6 @@
 // Defaults for the protective limits, in one place: the config parser and the built-in demo use them.
 
-import type { LimitsConfig } from './config.ts'
+import type { KeysConfig, LimitsConfig } from './config.ts'
 
 /** What the proxy listener allows unless the config says otherwise. */
 export const defaultLimits: LimitsConfig = {
@@ -10,4 +10,10 @@ export const defaultLimits: LimitsConfig = {
   idleTimeoutMs: 30_000,
   maxConcurrentUpstream: 256,
   rateLimit: { requestsPerSecond: 100, burst: 200 }
+}
+
+/** Key expiry monitoring unless the config says otherwise. */
+export const defaultKeys: KeysConfig = {
+  warnDays: 30,
+  expiryCheckHours: 12
 }

@@ -11,6 +11,7 @@ import {
   asChoice, asListenAddress, asNonEmptyString, asOptionalObject, asPositiveMs, asUrl, checkKeys, deepFreeze, describe,
   expected, formatListenAddress, isRecord, joinPath, type Issues, type RawObject
 } from './parse-helpers.ts'
+import { parseKeys } from './parse-keys.ts'
 import { parseLimits } from './parse-limits.ts'
 import { parseTenants } from './parse-tenants.ts'
 
@@ -34,7 +35,7 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
   const issues: Issues = []
   if (raw === undefined || raw === null) throw new ConfigError(['(root): the config is empty; expected a mapping with helseid, apis and tenants'])
   if (!isRecord(raw)) throw new ConfigError([`(root): expected a mapping with helseid, apis and tenants, got ${describe(raw)}`])
-  checkKeys(raw, ['helseid', 'listen', 'callers', 'limits', 'browser', 'audit', 'egress', 'apis', 'tenants', 'logging'], '', issues)
+  checkKeys(raw, ['helseid', 'listen', 'callers', 'limits', 'browser', 'audit', 'egress', 'apis', 'tenants', 'keys', 'logging'], '', issues)
 
   const helseid = parseHelseId(raw.helseid, issues)
   const listen = parseListen(raw.listen, issues)
@@ -42,8 +43,9 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
     issues.push(`listen.proxy: ${formatListenAddress(listen.proxy)} is not a loopback address; configure callers: (caller authentication) before serving other machines`)
   }
   const egress = asOptionalObject(raw.egress, 'egress', issues) ?? {}
-  checkKeys(egress, ['proxy'], 'egress', issues)
+  checkKeys(egress, ['proxy', 'caFile'], 'egress', issues)
   const egressProxy = egress.proxy === undefined ? undefined : asUrl(egress.proxy, { isHttpAllowed: true, isPathAllowed: false }, 'egress.proxy', issues)
+  const caFile = egress.caFile === undefined ? undefined : asNonEmptyString(egress.caFile, 'egress.caFile', issues)
   const apis = parseApis(raw.apis, issues)
   const apiNames = new Set(isRecord(raw.apis) ? Object.keys(raw.apis) : [])
   const tenants = parseTenants(raw.tenants, apiNames, source, issues)
@@ -52,6 +54,7 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
   const limits = parseLimits(raw.limits, issues)
   const browser = parseBrowser(raw.browser, issues)
   const audit = parseAudit(raw.audit, source, issues)
+  const keys = parseKeys(raw.keys, issues)
   const logging = asOptionalObject(raw.logging, 'logging', issues) ?? {}
   checkKeys(logging, ['level'], 'logging', issues)
   const level = asChoice(logging.level, logLevels, 'info', 'logging.level', issues)
@@ -65,9 +68,13 @@ export function parseConfig (raw: unknown, source: string): BrokerConfig {
     limits,
     browser,
     audit,
-    egress: egressProxy === undefined ? {} : { proxy: egressProxy },
+    egress: {
+      ...(egressProxy === undefined ? {} : { proxy: egressProxy }),
+      ...(caFile === undefined ? {} : { caFile: resolve(dirname(source), caFile) })
+    },
     apis,
     tenants,
+    keys,
     logging: { level }
   })
 }

@@ -4,11 +4,12 @@ import { exportJWK, generateKeyPair } from 'jose'
 import type { Logger } from 'pino'
 import { startBroker, type DependencyOptions, type RunningBroker } from '../app.ts'
 import type { BrokerConfig, LimitsConfig, RouteRule } from '../config/config.ts'
-import { defaultLimits } from '../config/defaults.ts'
+import { defaultKeys, defaultLimits } from '../config/defaults.ts'
 import { parseClientKey } from '../keys/load-client-key.ts'
 import type { TenantCredentials } from '../keys/tenant-keys.ts'
 import { startFakeAuthority, type FakeAuthority, type FakeAuthorityOptions } from './fake-authority.ts'
 import { startFakePersontjenesten, type FakePersontjenesten, type FakePersontjenestenOptions } from './fake-persontjenesten.ts'
+import { selvbetjeningClientScope, startFakeSelvbetjening, type FakeSelvbetjening, type FakeSelvbetjeningOptions } from './fake-selvbetjening.ts'
 
 /** The scope the demo tenants use. */
 export const demoScope = 'nhn:hgd-persontjenesten-api/restricted-access'
@@ -19,6 +20,9 @@ export interface DemoOptions {
   readonly logger: Logger
   readonly authority?: Omit<FakeAuthorityOptions, 'clients'>
   readonly persontjenesten?: Omit<FakePersontjenestenOptions, 'issuer' | 'jwksUri'>
+  readonly selvbetjening?: Omit<FakeSelvbetjeningOptions, 'authority'>
+  /** Key expiry settings (keys:); default warnDays 30, expiryCheckHours 12. */
+  readonly keys?: Partial<BrokerConfig['keys']>
   readonly broker?: DependencyOptions
   /** An outbound proxy for every call the broker makes (egress.proxy). */
   readonly egressProxy?: string
@@ -39,6 +43,7 @@ export interface DemoOptions {
 export interface DemoEnvironment {
   readonly authority: FakeAuthority
   readonly persontjenesten: FakePersontjenesten
+  readonly selvbetjening: FakeSelvbetjening
   readonly broker: RunningBroker
   readonly config: BrokerConfig
   readonly close: () => Promise<void>
@@ -51,17 +56,19 @@ export interface DemoEnvironment {
 export async function startDemo (options: DemoOptions): Promise<DemoEnvironment> {
   const authority = await startFakeAuthority({ ...options.authority })
   const persontjenesten = await startFakePersontjenesten({ ...options.persontjenesten, issuer: authority.issuer, jwksUri: authority.jwksUri })
+  const selvbetjening = await startFakeSelvbetjening({ ...options.selvbetjening, authority })
+  const closeFakes = async (): Promise<void> => { await Promise.all([authority.close(), persontjenesten.close(), selvbetjening.close()]) }
   try {
     const scopes = options.scopes ?? [demoScope]
     const granfjelldal = await createDemoClient(authority, 'demo-granfjelldal-epj', {
-      scopes: [demoScope, 'nhn:hgd-persontjenesten-api/full-access'], organization: '999977774', clientName: 'GRANFJELLDAL KOMMUNE - EPJ'
+      scopes: [demoScope, 'nhn:hgd-persontjenesten-api/full-access', selvbetjeningClientScope], organization: '999977774', clientName: 'GRANFJELLDAL KOMMUNE - EPJ'
     })
     const supplier = await createDemoClient(authority, 'demo-epj-supplier', {
-      scopes: [demoScope], multiTenant: true, organization: '999977773', clientName: 'EPJ LEVERANDØR AS - multi-tenant'
+      scopes: [demoScope, selvbetjeningClientScope], multiTenant: true, organization: '999977773', clientName: 'EPJ LEVERANDØR AS - multi-tenant'
     })
     const config: BrokerConfig = {
       source: '(built-in demo)',
-      helseid: { environment: 'custom', issuer: authority.issuer, selvbetjeningUrl: authority.issuer, timeoutMs: 5000 },
+      helseid: { environment: 'custom', issuer: authority.issuer, selvbetjeningUrl: selvbetjening.origin, timeoutMs: 5000 },
       listen: { proxy: { host: '127.0.0.1', port: options.proxyPort }, admin: { host: '127.0.0.1', port: options.adminPort }, hostnames: [] },
       ...(options.callers === undefined ? {} : { callers: options.callers }),
       limits: { ...defaultLimits, ...options.limits },
@@ -83,6 +90,7 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
         granfjelldal: { name: 'granfjelldal', clientFile: granfjelldal.key.file, organization: { child: '999977776' }, apis: ['persontjenesten'] },
         fjordvik: { name: 'fjordvik', clientFile: supplier.key.file, organization: { parent: '999977774', child: '999977775' }, apis: ['persontjenesten'] }
       },
+      keys: { ...defaultKeys, ...options.keys },
       logging: { level: options.logger.level as BrokerConfig['logging']['level'] }
     }
     const credentials = new Map<string, TenantCredentials>([
@@ -94,15 +102,16 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
     return {
       authority,
       persontjenesten,
+      selvbetjening,
       broker,
       config,
       close: async () => {
-        closing ??= broker.close().then(async () => { await Promise.all([authority.close(), persontjenesten.close()]) })
+        closing ??= broker.close().then(closeFakes)
         await closing
       }
     }
   } catch (error) {
-    await Promise.all([authority.close(), persontjenesten.close()])
+    await closeFakes()
     throw error
   }
 }

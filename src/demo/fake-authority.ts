@@ -63,6 +63,8 @@ export interface FakeAuthority {
   readonly issuedTokens: readonly string[]
   /** Adds a client or replaces the one with the same id. @throws TypeError for a key with private members. */
   registerClient (client: RegisteredClient): void
+  /** The client as currently registered, or undefined. */
+  registeredClient (clientId: string): RegisteredClient | undefined
   /** Replaces the token signing key (a key rollover): tokens signed before no longer verify against the JWKS. */
   rotateSigningKey (): Promise<void>
   /** Invalidates the current DPoP nonce; the next request without the new one gets use_dpop_nonce. */
@@ -154,6 +156,7 @@ export async function startFakeAuthority (options: FakeAuthorityOptions = {}): P
     tokenRequests,
     issuedTokens,
     registerClient,
+    registeredClient: clientId => clients.get(clientId),
     rotateNonce () { nonce = newNonce() },
     async rotateSigningKey () { signing = await newSigningKey() },
     setTokenEndpointMode (newMode, delayMs = 0) {

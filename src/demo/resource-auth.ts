@@ -30,6 +30,8 @@ export interface ResourceAuthRequest {
   readonly authorization: string | undefined
   readonly dpop: string | string[] | undefined
   readonly requiredScope: string
+  /** Default true: the token must carry orgnr_parent (Persontjenesten); Selvbetjening acts on the client and does not. */
+  readonly requireOrganization?: boolean
 }
 
 /** Accepted, or the status, WWW-Authenticate value and the reason to record. */
@@ -103,7 +105,7 @@ export async function authorizeResourceRequest (context: ResourceAuthContext, re
 
   if (!scopesOf(tokenClaims.scope).includes(request.requiredScope)) return { ok: false, status: 403, reason: `insufficient_scope:${request.requiredScope} missing`, ...claims }
   const parent = tokenClaims[orgnrParentClaim]
-  if (typeof parent !== 'string' || parent === '') return { ok: false, status: 403, reason: 'forbidden:orgnr_parent missing', ...claims }
+  if (request.requireOrganization !== false && (typeof parent !== 'string' || parent === '')) return { ok: false, status: 403, reason: 'forbidden:orgnr_parent missing', ...claims }
   return { ok: true, ...claims }
 }
 

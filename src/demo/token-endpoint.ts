@@ -6,7 +6,7 @@ import type { Clock } from '../clock.ts'
 import { ClientAssertionRejection, consumeClientAssertion, verifyClientAssertion, type VerifiedClientAssertion } from './client-assertion-verifier.ts'
 import { DpopProofRejection, verifyDpopProof, type VerifiedDpopProof } from './dpop-proof-verifier.ts'
 import type { RegisteredClient } from './fake-authority.ts'
-import { parseOrganizationDetails, type OrganizationNumbers } from './organization-details.ts'
+import { parseOrganizationDetails, type OrganizationNumbers, type OrganizationResult } from './organization-details.ts'
 import type { ReplayCache } from './replay-cache.ts'
 
 /** What the endpoint needs from the authority. */
@@ -43,6 +43,7 @@ export const tokenEndpointProofWindowSeconds = 60
 
 const assertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const claimPrefix = 'helseid://claims/client/'
+const selvbetjeningScopePrefix = 'nhn:selvbetjening/'
 
 /** Runs the checks in HelseID's order: request shape, client authentication, DPoP and nonce, scope, organisation. */
 export async function answerTokenRequest (state: TokenEndpointState, request: TokenEndpointRequest): Promise<TokenEndpointAnswer> {
@@ -90,10 +91,15 @@ export async function answerTokenRequest (state: TokenEndpointState, request: To
 
   const scopes = requestedScopes(form.get('scope'), client)
   if (scopes === undefined) return oauthError(400, 'invalid_scope', 'a requested scope is not allowed for this client')
-  const organization = parseOrganizationDetails(verifiedAssertion.claims.assertion_details, {
-    multiTenant: client.multiTenant === true,
-    ...(client.organization === undefined ? {} : { organization: client.organization })
-  })
+  const details = verifiedAssertion.claims.assertion_details
+  // Selvbetjening acts on the client itself: a multi-tenant client may ask for its scopes alone without naming a parent (assumed, unverified).
+  const isSelvbetjeningOnly = client.multiTenant === true && details === undefined && scopes.every(scope => scope.startsWith(selvbetjeningScopePrefix))
+  const organization: OrganizationResult = isSelvbetjeningOnly
+    ? { ok: true, numbers: {} }
+    : parseOrganizationDetails(details, {
+      multiTenant: client.multiTenant === true,
+      ...(client.organization === undefined ? {} : { organization: client.organization })
+    })
   if (!organization.ok) return oauthError(400, 'invalid_request', organization.description)
 
   const accessToken = await signAccessToken(state, { client, scopes, organization: organization.numbers, jkt: proof.jkt, nowMs })

@@ -5,15 +5,15 @@ import { createEgressDispatcher, type ProxyEnvironment } from '../http/egress.ts
 import { BrokerError } from '../errors.ts'
 import type { ApiConfig } from '../config/config.ts'
 
-/** Creates the keep-alive connection pool for one API, through the egress proxy when one is configured. */
-export function createUpstreamAgent (api: ApiConfig, egressProxy: string | undefined, env: ProxyEnvironment): Dispatcher {
+/** Creates the keep-alive connection pool for one API, through the egress proxy when one is configured; `extraCa` adds trusted CAs (egress.caFile). */
+export function createUpstreamAgent (api: ApiConfig, egressProxy: string | undefined, env: ProxyEnvironment, extraCa: readonly string[] = []): Dispatcher {
   return createEgressDispatcher(egressProxy, env, {
     connect: { timeout: api.connectTimeoutMs },
     headersTimeout: api.timeoutMs,
     bodyTimeout: api.timeoutMs,
     keepAliveTimeout: 30_000,
     connections: 256
-  })
+  }, extraCa)
 }
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose'
 import { createDependencies, startBroker, type RunningBroker } from '../../src/app.ts'
-import { defaultLimits } from '../../src/config/defaults.ts'
+import { defaultKeys, defaultLimits } from '../../src/config/defaults.ts'
 import type { ApiConfig, BrokerConfig } from '../../src/config/config.ts'
 import { startFakePersontjenesten, type FakePersontjenesten } from '../../src/demo/fake-persontjenesten.ts'
 import type { ClientKey } from '../../src/keys/client-key.ts'
@@ -261,13 +261,15 @@ async function startEnvironment (t: Test): Promise<Environment> {
       fjordvik: { name: 'fjordvik', clientFile: supplierKey.file, organization: { parent: '999977774', child: '999977775' }, apis: ['persontjenesten', 'persontjenesten-full'] },
       stale: { name: 'stale', clientFile: staleKey.file, organization: {}, apis: ['persontjenesten'] }
     },
+    keys: defaultKeys,
     logging: { level: 'trace' }
   }
   const credentials = new Map<string, TenantCredentials>([
     ['fjordvik', { tenant: 'fjordvik', clientId: supplierClientId, key: supplierKey }],
     ['stale', { tenant: 'stale', clientId: staleClientId, key: staleKey }]
   ])
-  const broker = await startBroker(config, credentials, logs.logger, { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } })
+  // No Selvbetjening here: key expiry checks would only add token requests to the exchanges.
+  const broker = await startBroker(config, credentials, logs.logger, { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, checkKeyExpiry: false })
   t.teardown(async () => { await broker.close() })
   return { authority, persontjenesten, broker, config, credentials, call: async path => await fetch(`${broker.proxyUrl}${path}`) }
 }

@@ -101,7 +101,7 @@ t.test('the CLI: hash-secret with injected stdin, --generate, and flags on the w
   t.equal(generateElsewhere.code, 64)
   t.match(generateElsewhere.err, '--generate applies to hash-secret only')
   t.equal(flagElsewhere.code, 64)
-  t.match(flagElsewhere.err, '--allow-insecure-key-permissions applies to serve, check and token only')
+  t.match(flagElsewhere.err, '--allow-insecure-key-permissions applies to serve, check, token, keys and doctor only')
   t.match(help.out, 'helseid-broker hash-secret [--generate]')
   t.match(help.out, '--allow-insecure-key-permissions')
 })

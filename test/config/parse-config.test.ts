@@ -64,6 +64,7 @@ t.test('the PRODUCT.md example parses into a full config', async t => {
       granfjelldal: { name: 'granfjelldal', clientFile: '/etc/helseid-broker/keys/granfjelldal.json', organization: { child: '999977776' }, apis: ['persontjenesten'] },
       fjordvik: { name: 'fjordvik', clientFile: '/etc/helseid-broker/keys/supplier.json', organization: { parent: '999977774', child: '999977775' }, apis: ['persontjenesten'] }
     },
+    keys: { warnDays: 30, expiryCheckHours: 12 },
     logging: { level: 'info' }
   })
 })
@@ -103,7 +104,7 @@ extra: true
     'apis.pt.timeout: unknown key; did you mean "timeoutMs"?',
     'apis.pt.url: http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://',
     'egress.proxy: expected an http:// or https:// URL, got "ftp://proxy"',
-    'extra: unknown key (allowed: helseid, listen, callers, limits, browser, audit, egress, apis, tenants, logging)',
+    'extra: unknown key (allowed: helseid, listen, callers, limits, browser, audit, egress, apis, tenants, keys, logging)',
     'helseid.environment: expected one of prod | test, got "staging"',
     'helseid.timeoutMs: expected an integer >= 1, got number -1',
     'listen.admin: expected "host:port" with a port from 0 to 65535 (IPv6 as "[::1]:8480"), got "[::1]:70000"',
@@ -191,6 +192,23 @@ t.test('logging.level: default and choices', async t => {
   t.equal(parseConfig(withPatch(c => { c.logging = { level: 'debug' } }), source).logging.level, 'debug')
   t.same(issuesOf(withPatch(c => { c.logging = { levle: 'debug' } })), ['logging.levle: unknown key; did you mean "level"?'])
   t.same(issuesOf(withPatch(c => { c.logging = 'debug' })), ['logging: expected a mapping, got "debug"'])
+})
+
+t.test('keys: warnDays and expiryCheckHours, with defaults', async t => {
+  t.same(parseConfig(minimal(), source).keys, { warnDays: 30, expiryCheckHours: 12 })
+  t.same(parseConfig(withPatch(c => { c.keys = null }), source).keys, { warnDays: 30, expiryCheckHours: 12 })
+  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 60 } }), source).keys, { warnDays: 60, expiryCheckHours: 12 })
+  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 0, expiryCheckHours: 1 } }), source).keys, { warnDays: 0, expiryCheckHours: 1 })
+  t.same(issuesOf(withPatch(c => { c.keys = { warnDays: -1, expiryCheckHours: 0.5 } })), [
+    'keys.warnDays: expected an integer from 0 to 3650, got number -1',
+    'keys.expiryCheckHours: expected an integer from 1 to 596, got number 0.5'
+  ])
+  t.same(issuesOf(withPatch(c => { c.keys = { expiryCheckHours: 597, warnDays: '30' } })), [
+    'keys.warnDays: expected an integer from 0 to 3650, got "30"',
+    'keys.expiryCheckHours: expected an integer from 1 to 596, got number 597'
+  ])
+  t.same(issuesOf(withPatch(c => { c.keys = { warnDay: 30 } })), ['keys.warnDay: unknown key; did you mean "warnDays"?'])
+  t.same(issuesOf(withPatch(c => { c.keys = [] })), ['keys: expected a mapping, got a list'])
 })
 
 t.test('unknown top-level keys get a suggestion when one is close', async t => {

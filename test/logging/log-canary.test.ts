@@ -1,6 +1,7 @@
 import t from 'tap'
 import { demoNin } from '../../src/demo/synthetic-persons.ts'
 import { maskPath } from '../../src/logging.ts'
+import { privateJwk, privateValues, publicOnly } from '../fixtures/client-key-files.ts'
 import { rawRequest, startTestBroker } from '../helpers/test-broker.ts'
 
 // Canaries: values that must never reach a log line at any level.
@@ -49,6 +50,34 @@ t.test('no token, proof, assertion, key part, caller secret or national identity
   }
   t.notMatch(log, /"(d|p|q|dp|dq|qi)":"[A-Za-z0-9_-]{20,}"/, 'no private key member')
   t.match(log, /\/person\/\{id\}/, 'identifier-shaped path segments are masked, not dropped')
+})
+
+t.test('the Selvbetjening flows (key expiry, key registration) log no token, proof or key', async t => {
+  const broker = await startTestBroker(t, { broker: { checkKeyExpiry: true }, selvbetjening: { requireNonce: true } })
+  const { deps } = broker.broker
+  const tenant = deps.tenants.get('granfjelldal')
+  if (tenant === undefined) throw new Error('no tenant')
+  const caller = { tenant: 'granfjelldal', clientId: tenant.credentials.clientId, key: tenant.credentials.key, dpopKey: tenant.dpopKey }
+  const next = await privateJwk('RSA-2048')
+  await deps.keyExpiry.checkNow()
+  broker.selvbetjening.setExpiration(caller.clientId, caller.key.kid, new Date(Date.now() + 86_400_000).toISOString())
+  await deps.keyExpiry.checkNow()
+  await deps.selvbetjening.registerClientSecret(caller, publicOnly(await privateJwk('RSA-1024'))).catch(() => {})
+  await deps.selvbetjening.registerClientSecret(caller, publicOnly(next))
+  broker.selvbetjening.setMode('unavailable')
+  await deps.keyExpiry.checkNow()
+  await broker.admin('/status')
+  await broker.admin('/readyz')
+
+  const log = broker.logs.text()
+  t.match(log, /"msg":"key expires soon"/)
+  t.match(log, /"msg":"key expiry check failed"/)
+  t.match(log, /"msg":"selvbetjening refused the jwk object; sending it as a json string"/)
+  t.notMatch(log, /eyJ/, 'no JWT of any kind: token, proof or client assertion')
+  for (const token of broker.authority.issuedTokens) t.notOk(log.includes(token), 'issued token absent')
+  t.notMatch(log, /"(d|p|q|dp|dq|qi)":"[A-Za-z0-9_-]{20,}"/, 'no private key member')
+  for (const value of privateValues(next)) t.notOk(log.includes(value.slice(0, 20)), 'the new private key is absent')
+  t.notOk(log.includes(String(next.n).slice(0, 40)), 'not even the registered public key is logged')
 })
 
 t.test('maskPath drops the query and masks identifier-shaped segments', async t => {
