@@ -12,25 +12,27 @@ import { systemClock, type Clock } from './clock.ts'
 import type { ApiConfig, BrokerConfig, ListenAddress } from './config/config.ts'
 import { adminRoutes, type ReadinessCheck } from './admin/admin-routes.ts'
 import { createMetrics, type BrokerMetrics } from './admin/metrics.ts'
-import { completeDocument, openapiInfo } from './admin/openapi.ts'
+import { completeDocument, openapiInfo, problemSchema } from './admin/openapi.ts'
 import { buildStatusReport, statusReportSchema } from './admin/status.ts'
 import { createDiscovery, type Discovery } from './helseid/discovery.ts'
 import { createNonceStore } from './helseid/dpop-nonces.ts'
 import type { FetchLike } from './helseid/fetch-like.ts'
 import { createTokenClient } from './helseid/token-client.ts'
 import { errorHeader, handleError, sendProblem, toProblem } from './http/problem.ts'
+import { BrokerError, ConfigError } from './errors.ts'
 import type { TenantCredentials } from './keys/tenant-keys.ts'
 import { createForwarder } from './proxy/forwarder.ts'
+import { createProxyPolicy, type ProxyPolicy } from './proxy/proxy-policy.ts'
+import { reloadBroker, type LoadedConfig } from './reload.ts'
 import { proxyRoutes } from './proxy/proxy-routes.ts'
 import { requestContext } from './proxy/request-labels.ts'
 import { createAuditLog, upstreamRequestIdOf, type AuditLog } from './security/audit-log.ts'
-import { createCallerAuthenticator } from './security/caller-auth.ts'
 import type { CallerSecret } from './security/caller-secrets.ts'
 import { handleClientError, handleFrameworkError } from './security/client-error.ts'
 import { createConcurrencyLimit } from './security/concurrency-limit.ts'
 import { createRateLimiter } from './security/rate-limiter.ts'
-import { createRequestGuard } from './security/request-guards.ts'
 import { createKeyExpiryService, keyExpiryReadiness, type KeyExpiryService } from './selvbetjening/key-expiry.ts'
+import { createKeyRotationService, type KeyRotationService } from './selvbetjening/key-rotation-service.ts'
 import { createSelvbetjeningClient, type SelvbetjeningClient } from './selvbetjening/selvbetjening-client.ts'
 import { maskPath } from './logging.ts'
 import { createUpstreamAgent } from './proxy/upstream.ts'
@@ -49,6 +51,10 @@ export interface DependencyOptions {
   readonly callerSecrets?: ReadonlyMap<string, CallerSecret>
   /** startBroker: read key expiry from Selvbetjening at start and every keys.expiryCheckHours; default true. */
   readonly checkKeyExpiry?: boolean
+  /** Loads the config file again, for reloads (SIGHUP, POST /reload); without it the broker cannot reload. */
+  readonly load?: () => Promise<LoadedConfig>
+  /** How long close() lets in-flight requests finish before cutting connections; default 25 s. */
+  readonly drainTimeoutMs?: number
 }
 
 /** The services, built once at start-up. */
@@ -59,14 +65,24 @@ export interface BrokerDependencies {
   readonly metrics: BrokerMetrics
   readonly discovery: Discovery
   readonly tokens: TokenService
+  /** The tenants in force (a reload replaces them). */
   readonly tenants: ReadonlyMap<string, TenantRuntime>
+  /** The proxy policy in force (a reload replaces it). */
+  readonly policy: () => ProxyPolicy
+  /** Swaps in a new config, tenants and caller secrets (see reload.ts); the caller has checked what may change. */
+  readonly applyReload: (config: BrokerConfig, tenants: ReadonlyMap<string, TenantRuntime>, callerSecrets: ReadonlyMap<string, CallerSecret>) => void
   readonly startedAtMs: number
-  readonly callerSecrets: ReadonlyMap<string, CallerSecret>
+  /** Loads and applies the config file again. @throws ConfigError (nothing changed then) */
+  readonly reload?: () => Promise<void>
+  /** Set while closing: readiness goes false so that load balancers stop sending. */
+  readonly lifecycle: { isDraining: boolean }
   readonly audit: AuditLog
   /** The Selvbetjening client-secret API (helseid.selvbetjeningUrl), with tokens from `tokens`. */
   readonly selvbetjening: SelvbetjeningClient
   /** Client key expiry per distinct key; startBroker starts its checks. */
   readonly keyExpiry: KeyExpiryService
+  /** Pending keys of interrupted rotations (resolved at start) and keys.autoRotate; startBroker starts it. */
+  readonly keyRotation: KeyRotationService
   /** The keep-alive pool of one API. */
   readonly agentFor: (api: ApiConfig) => Dispatcher
   /** Releases connection pools. */
@@ -114,11 +130,15 @@ export async function createDependencies (
   })
   const keyExpiry = createKeyExpiryService({
     tenants,
+    currentTenants: () => live.tenants,
     client: selvbetjening,
     clock,
     logger: logger.child({ module: 'keys' }),
     warnDays: config.keys.warnDays,
     checkIntervalMs: config.keys.expiryCheckHours * 3_600_000
+  })
+  const keyRotation = createKeyRotationService({
+    tenants: () => live.tenants, selvbetjening, tokens, keyExpiry, clock, logger: logger.child({ module: 'keys' }), keys: config.keys
   })
   const agents = new Map<string, Dispatcher>()
   const audit = createAuditLog(config.audit.file)
@@ -126,19 +146,38 @@ export async function createDependencies (
     const missing = Object.keys(config.callers).filter(name => options.callerSecrets?.get(name) === undefined)
     if (missing.length > 0) throw new TypeError(`no secret loaded for caller(s) ${missing.join(', ')}`)
   }
-  return {
-    config,
+  let live = { config, tenants, policy: createProxyPolicy(config, tenants, options.callerSecrets ?? new Map()) }
+  let reloading: Promise<void> | undefined
+  const load = options.load
+  const deps: BrokerDependencies = {
+    get config () { return live.config },
     clock,
     logger,
     metrics,
     discovery,
     tokens,
-    tenants,
+    get tenants () { return live.tenants },
+    policy: () => live.policy,
+    applyReload (newConfig, newTenants, callerSecrets) {
+      live = { config: newConfig, tenants: newTenants, policy: createProxyPolicy(newConfig, newTenants, callerSecrets) }
+      logger.level = newConfig.logging.level
+    },
     startedAtMs: clock.nowMs(),
-    callerSecrets: options.callerSecrets ?? new Map(),
+    ...(load === undefined
+      ? {}
+      : {
+          reload: async () => {
+            // One reload at a time; a reload asked for during one waits for it, then runs anew.
+            while (reloading !== undefined) await reloading.catch(() => {})
+            reloading = load().then(async loaded => { await reloadBroker(deps, loaded) }).finally(() => { reloading = undefined })
+            await reloading
+          }
+        }),
+    lifecycle: { isDraining: false },
     audit,
     selvbetjening,
     keyExpiry,
+    keyRotation,
     agentFor (api: ApiConfig): Dispatcher {
       let agent = agents.get(api.name)
       if (agent === undefined) {
@@ -149,10 +188,12 @@ export async function createDependencies (
     },
     async close () {
       keyExpiry.stop()
+      keyRotation.stop()
       await Promise.all([idpAgent.close(), ...[...agents.values()].map(async agent => { await agent.close() })])
       await audit.close()
     }
   }
+  return deps
 }
 
 /** The two listeners, built but not yet listening. */
@@ -213,15 +254,11 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
     })
   })
   const forward = createForwarder({ tokens: deps.tokens, nonces: createNonceStore(), clock: deps.clock, metrics: deps.metrics, agentFor: deps.agentFor })
-  const hostnames = [...config.listen.hostnames, config.listen.proxy.host, config.listen.admin.host]
   await proxy.register(proxyRoutes, {
-    tenants: deps.tenants,
+    policy: deps.policy,
     forward,
-    guard: createRequestGuard({ hostnames, allowedOrigins: config.browser.allowedOrigins, isLoopbackOnly: config.callers === undefined }),
-    ...(config.callers === undefined ? {} : { authenticate: createCallerAuthenticator(config.callers, deps.callerSecrets) }),
     rateLimiter: createRateLimiter(deps.clock),
-    upstreamSlots: createConcurrencyLimit(limits.maxConcurrentUpstream),
-    limits
+    upstreamSlots: createConcurrencyLimit(limits.maxConcurrentUpstream)
   })
 
   const admin = Fastify(common)
@@ -229,10 +266,10 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
   // The path is not echoed: a mistaken proxy call on this port may carry personal data in it.
   admin.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_NOT_FOUND', `no admin route answers this ${request.method} request; this listener serves GET /healthz, /readyz, /metrics, /status, /docs and /openapi.json`, request.id)))
-  const adminGuard = createRequestGuard({ hostnames, allowedOrigins: config.browser.allowedOrigins, isLoopbackOnly: false })
-  admin.addHook('onRequest', async request => { adminGuard(request.headers, request.socket.remoteAddress, request.socket.localPort) })
+  admin.addHook('onRequest', async request => { deps.policy().adminGuard(request.headers, request.socket.remoteAddress, request.socket.localPort) })
   admin.addHook('onResponse', async (request, reply) => { logRequest(request, reply) })
   admin.addSchema(statusReportSchema)
+  admin.addSchema({ $id: 'Problem', ...problemSchema })
   await admin.register(swagger, {
     openapi: openapiInfo,
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => typeof json.$id === 'string' ? json.$id : `def-${index}` },
@@ -240,6 +277,37 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
   })
   await admin.register(swaggerUi, { routePrefix: '/docs' })
   admin.get('/openapi.json', { schema: { hide: true } }, async () => admin.swagger())
+  {
+    admin.post('/reload', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Reload config, keys and caller secrets (like SIGHUP); a bad config is refused and the running one keeps serving',
+        response: {
+          200: {
+            description: 'The new config is in force.',
+            type: 'object',
+            required: ['status', 'tenants'],
+            properties: { status: { type: 'string', enum: ['reloaded'] }, tenants: { type: 'array', items: { type: 'string' } } }
+          },
+          422: { description: 'Refused: every problem with its path; nothing changed.', $ref: 'Problem#' }
+        }
+      }
+    }, async () => {
+      if (deps.reload === undefined) {
+        throw new BrokerError('BROKER_RELOAD_REFUSED', 'this broker was started without a config file (demo or embedded), so there is nothing to reload')
+      }
+      try {
+        await deps.reload()
+      } catch (error) {
+        if (error instanceof ConfigError) {
+          throw new BrokerError('BROKER_RELOAD_REFUSED', `the new configuration was refused; the running one keeps serving: ${error.issues.join('; ')}`, { cause: error })
+        }
+        throw error
+      }
+      deps.logger.info({ tenants: [...deps.tenants.keys()] }, 'config reloaded')
+      return { status: 'reloaded', tenants: [...deps.tenants.keys()] }
+    })
+  }
   await admin.register(adminRoutes, {
     metrics: deps.metrics,
     readiness: () => readiness(deps),
@@ -288,6 +356,7 @@ function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
     ? [{ name: 'keyExpiry', ...keyExpiryReadiness(deps.keyExpiry.snapshot(), deps.keyExpiry.warnDays) }]
     : []
   return [
+    ...(deps.lifecycle.isDraining ? [{ name: 'draining', isReady: false, detail: 'the broker is shutting down and finishing in-flight requests' }] : []),
     { name: 'keys', isReady: deps.tenants.size > 0, detail: `${deps.tenants.size} tenant key(s) loaded` },
     {
       name: 'discovery',
@@ -300,12 +369,34 @@ function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
   ]
 }
 
+async function drainAndClose (deps: BrokerDependencies, servers: BrokerServers, drainTimeoutMs: number): Promise<void> {
+  deps.lifecycle.isDraining = true
+  deps.logger.info({ drainTimeoutMs }, 'draining')
+  // The proxy first: it stops accepting, answers new requests on open connections 503 and lets
+  // in-flight ones finish; past the bound, the remaining connections are cut.
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<'timeout'>(resolve => { timer = setTimeout(() => { resolve('timeout') }, drainTimeoutMs) })
+  // A keep-alive connection whose last request has finished would otherwise hold the close open until it idles out.
+  const idleSweep = setInterval(() => { servers.proxy.server.closeIdleConnections() }, 50)
+  const outcome = await Promise.race([servers.proxy.close().then(() => 'drained' as const), deadline])
+  clearTimeout(timer)
+  clearInterval(idleSweep)
+  if (outcome === 'timeout') {
+    deps.logger.warn({ drainTimeoutMs }, 'drain timed out; closing remaining connections')
+    servers.proxy.server.closeAllConnections()
+    await servers.proxy.close()
+  }
+  await servers.admin.close()
+  await deps.close()
+}
+
 /** A running broker. */
 export interface RunningBroker {
   readonly deps: BrokerDependencies
   readonly servers: BrokerServers
   readonly proxyUrl: string
   readonly adminUrl: string
+  /** Drains: readiness false, no new requests, in-flight ones finish (up to drainTimeoutMs), then closes. */
   readonly close: () => Promise<void>
 }
 
@@ -334,6 +425,8 @@ export async function startBroker (
   }
   // Never blocks or fails start-up: the first round runs in the background; failures are logged and shown in /status and /readyz.
   if (options.checkKeyExpiry !== false) deps.keyExpiry.start()
+  // A pending key left by an interrupted rotation is proven and promoted, or discarded, in the background.
+  deps.keyRotation.start()
   let closing: Promise<void> | undefined
   return {
     deps,
@@ -341,7 +434,7 @@ export async function startBroker (
     proxyUrl,
     adminUrl,
     close: async () => {
-      closing ??= Promise.all([servers.proxy.close(), servers.admin.close()]).then(async () => { await deps.close() })
+      closing ??= drainAndClose(deps, servers, options.drainTimeoutMs ?? 25_000)
       await closing
     }
   }

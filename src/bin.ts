@@ -11,5 +11,6 @@ const stopSignal = new Promise<void>(resolve => {
 process.exitCode = await main(process.argv.slice(2), {
   out: line => { process.stdout.write(`${line}\n`) },
   err: line => { process.stderr.write(`${line}\n`) },
-  untilStopped: async () => { await stopSignal }
+  untilStopped: async () => { await stopSignal },
+  onReload: handler => { process.on('SIGHUP', handler) }
 })

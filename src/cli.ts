@@ -7,6 +7,7 @@ import { runDemo } from './commands/demo.ts'
 import { runDoctorCommand } from './commands/doctor.ts'
 import { readFirstLine, runHashSecret } from './commands/hash-secret.ts'
 import { parseImportArgs, runImport } from './commands/import.ts'
+import { parseRotationStep, rotationPauseVariable, runKeysRotate } from './commands/keys-rotate.ts'
 import { runKeysStatus } from './commands/keys-status.ts'
 import { runServe } from './commands/serve.ts'
 import { runToken } from './commands/token.ts'
@@ -18,6 +19,8 @@ export interface CliIo {
   readonly err: (line: string) => void
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
   readonly untilStopped: () => Promise<void>
+  /** Registers what to do when the process is asked to reload (SIGHUP); serve uses it. */
+  readonly onReload?: (handler: () => void) => void
   /** One line from stdin (hash-secret); default: process.stdin, with a prompt on stderr when it is a terminal. */
   readonly readLine?: () => Promise<string | undefined>
   /** Asks for a secret without echo (import's zip password); default: raw mode on process.stdin when it is a terminal, else none. */
@@ -33,6 +36,7 @@ Usage:
   helseid-broker token --config FILE --tenant NAME --api NAME [--show-token]
   helseid-broker import FILE --tenant NAME --config FILE [--api NAME]... [--parent N] [--child N] [--password-file F] [--force]
   helseid-broker keys status --config FILE   per tenant: key id, algorithm, size, file, expiry from Selvbetjening
+  helseid-broker keys rotate --config FILE --tenant NAME   a new key for the tenant's client file, via Selvbetjening
   helseid-broker doctor --config FILE        DNS, TCP, TLS, HTTP to every host (via the proxy), clock skew, a token per tenant
   helseid-broker hash-secret [--generate]    a caller's secretHash: for a new random secret, or one line from stdin
   helseid-broker --help | --version
@@ -79,7 +83,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     return exitCodes.ok
   }
   if (command === undefined) return usageError(io, 'no command given')
-  // `keys` takes a subcommand (status) and `import` its FILE; every other command takes no positional argument.
+  // `keys` takes a subcommand (status, rotate) and `import` its FILE; every other command takes no positional argument.
   const extra = command === 'keys' || command === 'import' ? rest.slice(1) : rest
   if (extra.length > 0) return usageError(io, `unexpected argument "${extra[0] ?? ''}"`)
 
@@ -101,7 +105,15 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
         }
         return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true, allowInsecurePermissions }, io)
       case 'keys':
-        if (rest[0] !== 'status') return usageError(io, rest[0] === undefined ? 'keys needs a subcommand: status' : `unknown keys subcommand "${rest[0]}"`)
+        if (rest[0] === 'rotate') {
+          if (values.config === undefined || values.tenant === undefined) return usageError(io, 'keys rotate needs --config FILE --tenant NAME')
+          // Test hook for the kill tests: read here, once, and handed down as an option.
+          const pause = process.env[rotationPauseVariable]
+          const pauseAfter = pause === undefined || pause === '' ? undefined : parseRotationStep(pause)
+          if (pause !== undefined && pause !== '' && pauseAfter === undefined) return usageError(io, `${rotationPauseVariable}: unknown rotation step "${pause}"`)
+          return await runKeysRotate({ configPath: values.config, tenant: values.tenant, allowInsecurePermissions, ...(pauseAfter === undefined ? {} : { pauseAfter }) }, io)
+        }
+        if (rest[0] !== 'status') return usageError(io, rest[0] === undefined ? 'keys needs a subcommand: status or rotate' : `unknown keys subcommand "${rest[0]}"`)
         if (values.config === undefined) return usageError(io, 'keys status needs --config FILE')
         return await runKeysStatus({ configPath: values.config, allowInsecurePermissions }, io)
       case 'doctor':

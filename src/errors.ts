@@ -11,6 +11,7 @@ export const errorCatalogue = {
   BROKER_CLIENT_NOT_LOCAL: { status: 403, title: 'Client not on this machine' },
   BROKER_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time' },
   BROKER_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  BROKER_RELOAD_REFUSED: { status: 422, title: 'The new configuration was refused; the running one keeps serving' },
   BROKER_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   BROKER_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large' },
   BROKER_PATH_REJECTED: { status: 400, title: 'Request path rejected' },

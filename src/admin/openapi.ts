@@ -54,7 +54,8 @@ export function completeDocument<T extends object> (document: T): T {
       ...Object.fromEntries(['get', 'post', 'put', 'patch', 'delete'].map(method => [method, proxyOperation(method.toUpperCase())]))
     }
   }
-  doc.components = { ...doc.components, schemas: { ...doc.components?.schemas, Problem: problemSchema } }
+  // Problem is registered on the admin listener (POST /reload answers with it); add it if no route used it.
+  doc.components = { ...doc.components, schemas: { Problem: problemSchema, ...doc.components?.schemas } }
   return document
 }
 

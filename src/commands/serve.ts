@@ -3,7 +3,8 @@
 import type { CliIo } from '../cli.ts'
 import { startBroker } from '../app.ts'
 import { loadConfig } from '../config/load-config.ts'
-import { exitCodes } from '../errors.ts'
+import { ConfigError, exitCodes } from '../errors.ts'
+import type { LoadedConfig } from '../reload.ts'
 import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
 import { loadCallerSecrets } from '../security/caller-secrets.ts'
@@ -21,8 +22,21 @@ export async function runServe (configPath: string, io: CliIo, options: ServeOpt
   const callerSecrets = await loadCallerSecrets(config, options)
   const logger = createLogger(config.logging.level)
   if (options.allowInsecurePermissions) logger.warn('--allow-insecure-key-permissions: key and secret files readable by group or others are accepted')
-  const broker = await startBroker(config, credentials, logger, { callerSecrets })
+  const load = async (): Promise<LoadedConfig> => {
+    const next = await loadConfig(configPath)
+    return { config: next, credentials: await loadTenantCredentials(next, options), callerSecrets: await loadCallerSecrets(next, options) }
+  }
+  const broker = await startBroker(config, credentials, logger, { callerSecrets, load })
   logger.info({ proxy: broker.proxyUrl, admin: broker.adminUrl, tenants: [...broker.deps.tenants.keys()], callers: Object.keys(config.callers ?? {}) }, 'broker listening')
+  io.onReload?.(() => {
+    logger.info('reload requested (SIGHUP)')
+    broker.deps.reload?.().then(
+      () => { logger.info({ tenants: [...broker.deps.tenants.keys()] }, 'config reloaded') },
+      (error: unknown) => {
+        const issues = error instanceof ConfigError ? error.issues : [error instanceof Error ? error.message : String(error)]
+        logger.error({ issues }, 'reload refused; the running config keeps serving')
+      })
+  })
   await io.untilStopped()
   logger.info('broker stopping')
   await broker.close()

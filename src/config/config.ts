@@ -92,12 +92,16 @@ export interface TenantConfig {
   readonly apis: readonly string[]
 }
 
-/** Key expiry monitoring through the Selvbetjening API. */
+/** Key expiry monitoring and rotation through the Selvbetjening API. */
 export interface KeysConfig {
   /** Warn (log line, /readyz detail, `keys status`) when a client key has fewer days than this left. */
   readonly warnDays: number
   /** How often `serve` reads each client key's expiry from the Selvbetjening API (also once at start). */
   readonly expiryCheckHours: number
+  /** `serve` rotates a client key by itself when it has fewer than `rotateDays` left; off unless the admin opts in. */
+  readonly autoRotate: boolean
+  /** With `autoRotate`: rotate when fewer days than this are left (helseid-protocol.md §6.2 suggests 60). */
+  readonly rotateDays: number
 }
 
 export interface BrokerConfig {

@@ -12,8 +12,10 @@ export const defaultLimits: LimitsConfig = {
   rateLimit: { requestsPerSecond: 100, burst: 200 }
 }
 
-/** Key expiry monitoring unless the config says otherwise. */
+/** Key expiry monitoring and rotation unless the config says otherwise. */
 export const defaultKeys: KeysConfig = {
   warnDays: 30,
-  expiryCheckHours: 12
+  expiryCheckHours: 12,
+  autoRotate: false,
+  rotateDays: 60
 }

@@ -4,29 +4,24 @@
 import type { IncomingMessage } from 'node:http'
 import { Readable, Transform } from 'node:stream'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { LimitsConfig } from '../config/config.ts'
 import { BrokerError } from '../errors.ts'
 import { maskPath } from '../logging.ts'
-import type { CallerAuthenticator } from '../security/caller-auth.ts'
+import type { Caller, CallerAuthenticator } from '../security/caller-auth.ts'
 import type { ConcurrencyLimit } from '../security/concurrency-limit.ts'
 import type { RateLimiter } from '../security/rate-limiter.ts'
-import type { RequestGuard } from '../security/request-guards.ts'
-import { compileRouteRules, type RouteMatcher } from '../security/route-allowlist.ts'
-import type { TenantRuntime } from '../tenants.ts'
+import type { RouteMatcher } from '../security/route-allowlist.ts'
+import type { ProxyPolicy } from './proxy-policy.ts'
 import type { Forwarder } from './forwarder.ts'
 import { toCallerHeaders, toUpstreamHeaders } from './forward-headers.ts'
 import { requestContext } from './request-labels.ts'
 import { parseProxyTarget, toUpstreamUrl } from './target-url.ts'
 
 export interface ProxyRoutesOptions {
-  readonly tenants: ReadonlyMap<string, TenantRuntime>
+  /** The policy in force; read once per request, so a reload never changes a request half-way. */
+  readonly policy: () => ProxyPolicy
   readonly forward: Forwarder
-  readonly guard: RequestGuard
-  /** Present when callers are configured. */
-  readonly authenticate?: CallerAuthenticator
   readonly rateLimiter: RateLimiter
   readonly upstreamSlots: ConcurrencyLimit
-  readonly limits: LimitsConfig
   /** Bodies up to this size are buffered so that a DPoP nonce or invalid_token retry can resend them; larger ones stream. */
   readonly replayBufferBytes?: number
 }
@@ -38,11 +33,7 @@ const challenge = 'Bearer realm="helseid-broker", Basic realm="helseid-broker", 
 
 /** Mounts the guards and the catch-all proxy route. */
 export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, options) => {
-  const replayBufferBytes = Math.min(options.replayBufferBytes ?? 64 * 1024, options.limits.maxBodyBytes)
-  const apiMatchers = new Map<string, ReturnType<typeof compileRouteRules>>()
-  for (const tenant of options.tenants.values()) {
-    for (const [name, api] of tenant.apis) apiMatchers.set(name, compileRouteRules(api.config.allow))
-  }
+  const replayBufferBytes = options.replayBufferBytes ?? 64 * 1024
   // Bodies are not parsed: they stay in the raw request and go upstream unchanged.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
@@ -53,13 +44,16 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
     if (raw.httpVersionMajor !== 1) throw new BrokerError('BROKER_BAD_REQUEST', 'only HTTP/1.0 and HTTP/1.1 requests are served')
     // RFC 9112 §3.2: more than one Host is a 400. Node keeps only the first, so the Host guard would see half the request.
     if ((raw.headersDistinct.host?.length ?? 0) > 1) throw new BrokerError('BROKER_BAD_REQUEST', 'the request has more than one Host header')
+    const policy = options.policy()
+    const context = requestContext(raw)
+    context.policy = policy
     const remoteAddress = request.socket.remoteAddress
-    options.guard(request.headers, remoteAddress, request.socket.localPort)
+    policy.guard(request.headers, remoteAddress, request.socket.localPort)
     let rateKey = `address:${remoteAddress ?? ''}`
-    let rateLimit = options.limits.rateLimit
-    if (options.authenticate !== undefined) {
-      const caller = await authenticate(options, request)
-      requestContext(request.raw).caller = caller
+    let rateLimit = policy.limits.rateLimit
+    if (policy.authenticate !== undefined) {
+      const caller = await authenticate(policy.authenticate, options.rateLimiter, request)
+      context.caller = caller
       rateKey = `caller:${caller.name}`
       rateLimit = caller.config.rateLimit ?? rateLimit
     }
@@ -75,8 +69,9 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
     schema: { hide: true },
     handler: async (request, reply) => {
       const context = requestContext(request.raw)
+      const policy = context.policy ?? options.policy()
       const target = parseProxyTarget(request.raw.url ?? '')
-      const tenant = options.tenants.get(target.tenant)
+      const tenant = policy.tenants.get(target.tenant)
       if (tenant === undefined) throw new BrokerError('BROKER_TENANT_NOT_FOUND', `no tenant named "${safeName(target.tenant)}" is configured`)
       const api = tenant.apis.get(target.api)
       if (api === undefined) throw new BrokerError('BROKER_API_NOT_FOUND', `tenant "${target.tenant}" has no API named "${safeName(target.api)}"`)
@@ -86,13 +81,13 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       if (caller !== undefined && !caller.mayUse(target.tenant, target.api)) {
         throw new BrokerError('BROKER_CALLER_FORBIDDEN', `caller "${caller.name}" may not use ${target.tenant}/${target.api}`)
       }
-      const apiMatcher = apiMatchers.get(target.api)
+      const apiMatcher = policy.apiMatchers.get(target.api)
       if (!isAllowed(apiMatcher, request.method, target.path) || !isAllowed(caller?.matcher, request.method, target.path)) {
         throw new BrokerError('BROKER_ROUTE_NOT_ALLOWED', `${request.method} ${maskPath(target.path)} is not in the allowlist`)
       }
       const { url, htu } = toUpstreamUrl(api.config.url, target)
 
-      const body = await readBody(request.raw, replayBufferBytes, options.limits.maxBodyBytes)
+      const body = await readBody(request.raw, Math.min(replayBufferBytes, policy.limits.maxBodyBytes), policy.limits.maxBodyBytes)
       const headers = toUpstreamHeaders(request.headers)
       if (body !== undefined && !Buffer.isBuffer(body) && request.headers['content-length'] !== undefined) {
         headers['content-length'] = request.headers['content-length']
@@ -105,7 +100,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
         throw new BrokerError('BROKER_BAD_REQUEST', 'the caller closed the connection before the request was forwarded')
       }
       if (!options.upstreamSlots.tryAcquire()) {
-        throw new BrokerError('BROKER_OVERLOADED', `${options.limits.maxConcurrentUpstream} upstream calls are in flight already`, { headers: { 'retry-after': '1' } })
+        throw new BrokerError('BROKER_OVERLOADED', `${policy.limits.maxConcurrentUpstream} upstream calls are in flight already`, { headers: { 'retry-after': '1' } })
       }
       let isReleased = false
       const release = (): void => { if (!isReleased) { isReleased = true; options.upstreamSlots.release() } }
@@ -137,18 +132,18 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
   })
 }
 
-async function authenticate (options: ProxyRoutesOptions, request: FastifyRequest): Promise<NonNullable<ReturnType<typeof requestContext>['caller']>> {
+async function authenticate (authenticator: CallerAuthenticator, rateLimiter: RateLimiter, request: FastifyRequest): Promise<Caller> {
   const failureKey = `failed-auth:${request.socket.remoteAddress ?? ''}`
   // An address that keeps presenting wrong secrets is answered before any scrypt work is spent on it.
-  const ahead = options.rateLimiter(failureKey, failedAuthLimit, true)
+  const ahead = rateLimiter(failureKey, failedAuthLimit, true)
   if (!ahead.isAllowed) {
     throw new BrokerError('BROKER_RATE_LIMITED', 'too many failed caller authentications', { headers: { 'retry-after': String(ahead.retryAfterSeconds) } })
   }
   try {
-    return await (options.authenticate as CallerAuthenticator)(request.headers.authorization)
+    return await authenticator(request.headers.authorization)
   } catch (error) {
     if (!(error instanceof BrokerError)) throw error
-    const verdict = options.rateLimiter(failureKey, failedAuthLimit)
+    const verdict = rateLimiter(failureKey, failedAuthLimit)
     if (!verdict.isAllowed) {
       throw new BrokerError('BROKER_RATE_LIMITED', 'too many failed caller authentications', { headers: { 'retry-after': String(verdict.retryAfterSeconds) } })
     }

@@ -3,12 +3,15 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { Caller } from '../security/caller-auth.ts'
+import type { ProxyPolicy } from './proxy-policy.ts'
 
 /** Filled in by the proxy route as it learns each part. */
 export interface RequestContext {
   tenant?: string
   api?: string
   caller?: Caller
+  /** The policy the request started under. */
+  policy?: ProxyPolicy
   upstreamHeaders?: Readonly<Record<string, string | string[] | undefined>>
 }
 

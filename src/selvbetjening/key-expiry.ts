@@ -33,6 +33,8 @@ export interface KeyExpiry {
 
 export interface KeyExpiryOptions {
   readonly tenants: ReadonlyMap<string, TenantRuntime>
+  /** The tenants in force now, when they can be replaced (a reload); each check asks with the key a tenant uses then (a rotation switches it). */
+  readonly currentTenants?: () => ReadonlyMap<string, TenantRuntime>
   readonly client: SelvbetjeningClient
   readonly clock: Clock
   readonly logger: Logger
@@ -51,12 +53,17 @@ export interface KeyExpiryService {
   readonly snapshot: () => readonly KeyExpiry[]
   /** The state of the key a tenant uses. */
   readonly forTenant: (tenant: string) => KeyExpiry | undefined
+  /** Calls `listener` with the new state after every round of checks (automatic key rotation listens). */
+  readonly onChecked: (listener: (expiries: readonly KeyExpiry[]) => void) => void
   readonly warnDays: number
 }
 
 interface Tracked {
-  readonly caller: SelvbetjeningCaller
+  /** The first tenant as it was at start; `currentTenants` may hold a newer runtime of the same name. */
+  readonly first: TenantRuntime
   readonly tenants: string[]
+  /** The key the last successful check was for: after a rotation the expiry is unknown until the new key is checked. */
+  checkedKid: string | null
   expiresAtMs: number | null
   checkedAtMs: number | null
   lastError: string | null
@@ -74,7 +81,7 @@ export function createKeyExpiryService (options: KeyExpiryOptions): KeyExpirySer
     let entry = tracked.get(id)
     if (entry === undefined) {
       // The first tenant's DPoP key: one cached Selvbetjening token per key, whichever tenant comes first.
-      entry = { caller: selvbetjeningCallerOf(tenant), tenants: [], expiresAtMs: null, checkedAtMs: null, lastError: null, lastErrorCode: null }
+      entry = { first: tenant, tenants: [], checkedKid: null, expiresAtMs: null, checkedAtMs: null, lastError: null, lastErrorCode: null }
       tracked.set(id, entry)
     }
     entry.tenants.push(tenant.name)
@@ -83,32 +90,40 @@ export function createKeyExpiryService (options: KeyExpiryOptions): KeyExpirySer
   let timer: NodeJS.Timeout | undefined
   let isStopped = false
   let round: Promise<readonly KeyExpiry[]> | undefined
+  const listeners: Array<(expiries: readonly KeyExpiry[]) => void> = []
+
+  const callerOf = (entry: Tracked): SelvbetjeningCaller =>
+    selvbetjeningCallerOf(options.currentTenants?.().get(entry.first.name) ?? entry.first)
 
   const view = (entry: Tracked): KeyExpiry => {
     const nowMs = clock.nowMs()
-    const { expiresAtMs } = entry
+    const caller = callerOf(entry)
+    const isCurrent = entry.checkedKid === caller.key.kid
+    const expiresAtMs = isCurrent ? entry.expiresAtMs : null
     const daysLeft = expiresAtMs === null ? null : Math.floor((expiresAtMs - nowMs) / dayMs)
     return {
       tenants: [...entry.tenants],
-      clientId: entry.caller.clientId,
-      kid: entry.caller.key.kid,
-      file: entry.caller.key.file,
+      clientId: caller.clientId,
+      kid: caller.key.kid,
+      file: caller.key.file,
       expiresAtMs,
       daysLeft,
       isExpired: expiresAtMs !== null && expiresAtMs <= nowMs,
       isExpiringSoon: daysLeft !== null && daysLeft < warnDays,
-      checkedAtMs: entry.checkedAtMs,
+      checkedAtMs: isCurrent ? entry.checkedAtMs : null,
       lastError: entry.lastError,
       lastErrorCode: entry.lastErrorCode
     }
   }
 
   const checkOne = async (entry: Tracked): Promise<void> => {
-    const fields = { tenant: entry.tenants.join(','), clientId: entry.caller.clientId, kid: entry.caller.key.kid }
+    const caller = callerOf(entry)
+    const fields = { tenant: entry.tenants.join(','), clientId: caller.clientId, kid: caller.key.kid }
     try {
-      const secrets = await options.client.listClientSecrets(entry.caller)
-      const secret = findClientSecret(secrets, entry.caller.key)
-      if (secret === undefined) throw new KeyNotListedError(entry.caller.clientId, entry.caller.key, secrets.length)
+      const secrets = await options.client.listClientSecrets(caller)
+      const secret = findClientSecret(secrets, caller.key)
+      if (secret === undefined) throw new KeyNotListedError(caller.clientId, caller.key, secrets.length)
+      entry.checkedKid = caller.key.kid
       entry.expiresAtMs = secret.expiresAtMs
       entry.checkedAtMs = clock.nowMs()
       entry.lastError = null
@@ -131,6 +146,12 @@ export function createKeyExpiryService (options: KeyExpiryOptions): KeyExpirySer
   const checkNow = (): Promise<readonly KeyExpiry[]> => {
     round ??= Promise.all([...tracked.values()].map(checkOne))
       .then(snapshot)
+      .then(expiries => {
+        for (const listener of isStopped ? [] : listeners) {
+          try { listener(expiries) } catch (error) { logger.error({ err: error }, 'key expiry listener failed') }
+        }
+        return expiries
+      })
       .finally(() => { round = undefined })
     return round
   }
@@ -153,7 +174,8 @@ export function createKeyExpiryService (options: KeyExpiryOptions): KeyExpirySer
     forTenant (tenant) {
       const entry = byTenant.get(tenant)
       return entry === undefined ? undefined : view(entry)
-    }
+    },
+    onChecked (listener) { listeners.push(listener) }
   }
 }
 

@@ -266,3 +266,14 @@ t.test('TRACE is refused with 405; HEAD is forwarded and answered without a body
   t.equal(head.body, '')
   t.same(broker.persontjenesten.received.map(r => r.method), ['HEAD'])
 })
+
+t.test('a W3C traceparent from the caller arrives upstream unchanged', async t => {
+  const broker = await startTestBroker(t)
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+
+  const response = await broker.call(events, { headers: { traceparent, tracestate: 'vendor=1' } })
+
+  t.equal(response.status, 200)
+  t.equal(broker.persontjenesten.received[0]?.headers.traceparent, traceparent)
+  t.equal(broker.persontjenesten.received[0]?.headers.tracestate, 'vendor=1')
+})

@@ -1,0 +1,127 @@
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { calculateJwkThumbprint } from 'jose'
+import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
+import { startFakePersontjenesten, type FakePersontjenesten } from '../../src/demo/fake-persontjenesten.ts'
+import { privateJwk, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+
+const bin = new URL('../../src/bin.js', import.meta.url).pathname
+const scope = 'nhn:hgd-persontjenesten-api/restricted-access'
+const events = 'persontjenesten/api/v3/restricted-access/event/latest'
+
+interface Environment {
+  readonly authority: FakeAuthority
+  readonly persontjenesten: FakePersontjenesten
+  readonly configPath: string
+  readonly writeConfig: (tenants: string) => Promise<void>
+}
+
+async function environment (t: Test): Promise<Environment> {
+  const authority = await startFakeAuthority()
+  const persontjenesten = await startFakePersontjenesten({ issuer: authority.issuer, jwksUri: authority.jwksUri })
+  t.teardown(async () => { await Promise.all([authority.close(), persontjenesten.close()]) })
+  const jwk = await privateJwk('RSA-2048')
+  const publicJwk = publicOnly(jwk)
+  authority.registerClient({ clientId: 'gf-client', publicJwks: [{ ...publicJwk, kid: await calculateJwkThumbprint(publicJwk) }], scopes: [scope], organization: '999977774' })
+  const dir = t.testdir({ keys: {} })
+  await writeJson(dir, 'keys/granfjelldal.json', selvbetjeningDownload(jwk, { authority: authority.issuer, clientId: 'gf-client' }))
+  const configPath = join(dir, 'broker.yaml')
+  const writeConfig = async (tenants: string): Promise<void> => {
+    await writeFile(configPath, `helseid: { issuer: "${authority.issuer}" }
+listen: { proxy: "127.0.0.1:0", admin: "127.0.0.1:0" }
+apis:
+  persontjenesten: { url: "${persontjenesten.origin}", scopes: [${scope}] }
+tenants:
+${tenants}`)
+  }
+  await writeConfig('  granfjelldal: { client: keys/granfjelldal.json, organization: { child: "999977776" }, apis: [persontjenesten] }\n')
+  return { authority, persontjenesten, configPath, writeConfig }
+}
+
+async function serve (t: Test, configPath: string): Promise<{ child: ChildProcess, proxyUrl: string, adminUrl: string, output: () => string }> {
+  const child = spawn(process.execPath, [bin, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let output = ''
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  for (let i = 0; i < 200 && !output.includes('"msg":"broker listening"'); i++) await new Promise(resolve => setTimeout(resolve, 25))
+  const line = output.split('\n').find(entry => entry.includes('"msg":"broker listening"')) ?? '{}'
+  const { proxy, admin } = JSON.parse(line) as { proxy: string, admin: string }
+  return { child, proxyUrl: proxy, adminUrl: admin, output: () => output }
+}
+
+/** Keeps `workers` requests in flight until stopped; every status is recorded. */
+function load (url: string, workers: number): { stop: () => Promise<number[]> } {
+  const statuses: number[] = []
+  let isRunning = true
+  const loops = Array.from({ length: workers }, async () => {
+    while (isRunning) {
+      try {
+        statuses.push((await fetch(url)).status)
+      } catch {
+        statuses.push(0)
+      }
+    }
+  })
+  return { stop: async () => { isRunning = false; await Promise.all(loops); return statuses } }
+}
+
+async function until (condition: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (await condition()) return true
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return false
+}
+
+t.test('SIGHUP under load: a good config is applied, a bad one refused, and no request fails', async t => {
+  const env = await environment(t)
+  const broker = await serve(t, env.configPath)
+  const traffic = load(`${broker.proxyUrl}/granfjelldal/${events}`, 4)
+  await new Promise(resolve => setTimeout(resolve, 300))
+
+  await env.writeConfig(`  granfjelldal: { client: keys/granfjelldal.json, organization: { child: "999977776" }, apis: [persontjenesten] }
+  fjordvik: { client: keys/granfjelldal.json, organization: { child: "999977775" }, apis: [persontjenesten] }
+`)
+  broker.child.kill('SIGHUP')
+  const isApplied = await until(async () => (await fetch(`${broker.proxyUrl}/fjordvik/${events}`)).status === 200)
+  await env.writeConfig('  granfjelldal: { client: keys/granfjelldal.json, apis: [no-such-api] }\n')
+  broker.child.kill('SIGHUP')
+  const isRefusalLogged = await until(async () => broker.output().includes('reload refused'))
+  const viaAdmin = await fetch(`${broker.adminUrl}/reload`, { method: 'POST' })
+  const stillServing = await fetch(`${broker.proxyUrl}/fjordvik/${events}`)
+  const statuses = await traffic.stop()
+
+  t.ok(isApplied, 'the new tenant serves after SIGHUP')
+  t.ok(isRefusalLogged, 'the bad config is refused')
+  t.equal(viaAdmin.status, 422)
+  t.match(await viaAdmin.json(), { code: 'BROKER_RELOAD_REFUSED', detail: /tenants\.granfjelldal\.apis/ })
+  t.equal(stillServing.status, 200, 'the running config keeps serving')
+  t.ok(statuses.length > 20, `load was running (${statuses.length} requests)`)
+  t.same([...new Set(statuses)], [200], 'no request failed during the reloads')
+  t.equal(env.authority.issuedTokens.length, 2, 'granfjelldal kept its cached token across the reload; fjordvik got one')
+})
+
+t.test('SIGTERM under load: every accepted request completes, then the broker exits 0', async t => {
+  const env = await environment(t)
+  const broker = await serve(t, env.configPath)
+  await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)
+  env.persontjenesten.setResponseDelayMs(400)
+
+  const inFlight = Array.from({ length: 20 }, async () => (await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)).status)
+  await new Promise(resolve => setTimeout(resolve, 150))
+  broker.child.kill('SIGTERM')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const readiness = await fetch(`${broker.adminUrl}/readyz`)
+  const statuses = await Promise.all(inFlight)
+  const [code] = await once(broker.child, 'exit') as [number | null]
+
+  t.same(statuses, Array.from({ length: 20 }, () => 200), 'all 20 in-flight requests got their answer')
+  t.equal(readiness.status, 503, 'not ready while draining')
+  t.match(await readiness.json(), { checks: [{ name: 'draining', isReady: false }] })
+  t.equal(code, 0)
+  t.match(broker.output(), /"msg":"draining"/)
+})
