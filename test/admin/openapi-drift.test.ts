@@ -53,7 +53,8 @@ t.test('the document is OpenAPI 3.1 with the admin routes, the proxy path and th
   const document = await (await broker.admin('/openapi.json')).json() as OpenApiDocument
 
   t.equal(document.openapi, '3.1.0')
-  t.same(Object.keys(document.paths).sort(), ['/healthz', '/metrics', '/readyz', '/status', '/{tenant}/{api}/{path}'].sort())
+  t.same(Object.keys(document.paths).sort(), ['/healthz', '/metrics', '/readyz', '/reload', '/status', '/{tenant}/{api}/{path}'].sort())
+  t.same(Object.keys(document.paths['/reload'] ?? {}), ['post'], '/reload is a POST')
   for (const path of ['/healthz', '/readyz', '/metrics', '/status']) {
     t.same(Object.keys(document.paths[path] ?? {}), ['get'], `${path} is a GET`)
     t.same(document.paths[path]?.get?.tags, ['admin'], `${path} is tagged admin`)
@@ -80,7 +81,7 @@ t.test('every admin route Fastify serves is in the document, apart from the docu
   const document = await (await broker.admin('/openapi.json')).json() as OpenApiDocument
   const routes = topLevelRoutes(broker.broker.servers.admin.printRoutes({ commonPrefix: false }))
 
-  t.same([...routes.keys()].sort(), ['/docs', '/healthz', '/metrics', '/openapi.json', '/readyz', '/status'],
+  t.same([...routes.keys()].sort(), ['/docs', '/healthz', '/metrics', '/openapi.json', '/readyz', '/reload', '/status'],
     'the admin listener serves what PRODUCT.md lists; a new route needs documenting here and in openapi.yaml')
   for (const [path, methods] of routes) {
     if (path === '/docs' || path === '/openapi.json') continue
