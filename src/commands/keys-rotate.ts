@@ -49,6 +49,10 @@ export async function runKeysRotate (command: KeysRotateCommand, io: CliIo): Pro
       clock: deps.clock,
       fileOptions,
       onProgress: (_step, detail) => { io.out(`  ${detail}`) },
+      onResolved: resolution => {
+        if (resolution.outcome === 'discarded') io.out(`  discarded the pending key ${resolution.kid} of an earlier rotation (${resolution.reason}); kept as ${resolution.discardedFile}`)
+        else if (resolution.outcome === 'pending-promoted') io.out(`  the pending key ${resolution.key.kid} of an interrupted rotation works: promoted`)
+      },
       ...(pauseAfter === undefined ? {} : { pauseAfter: { step: pauseAfter, pause: async () => { await pauseForever(pauseAfter, io) } } })
     })
     if (result.outcome === 'pending-promoted') {

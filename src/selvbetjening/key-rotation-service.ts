@@ -47,6 +47,10 @@ export function createKeyRotationService (options: KeyRotationServiceOptions): K
     tokens: options.tokens,
     clock,
     onProgress: (step, detail) => { logger.debug({ step, detail }, 'key rotation step') },
+    onResolved: resolution => {
+      if (resolution.outcome === 'discarded') logger.warn({ kid: resolution.kid, reason: resolution.reason, discardedFile: resolution.discardedFile }, 'pending key discarded')
+      else if (resolution.outcome === 'kept') logger.warn({ reason: resolution.reason }, 'pending key unresolved; kept for a later try')
+    },
     ...(options.verifyDelaysMs === undefined ? {} : { verifyDelaysMs: options.verifyDelaysMs })
   }
   // Per client file, the work running or queued: a resolution and a rotation of one file never overlap.
@@ -79,8 +83,6 @@ export function createKeyRotationService (options: KeyRotationServiceOptions): K
     try {
       const result = await resolvePendingKey(target, rotationOptions)
       if (result.outcome === 'pending-promoted') switchTo(result, target)
-      else if (result.outcome === 'discarded') logger.warn({ ...fields, kid: result.kid, reason: result.reason, discardedFile: result.discardedFile }, 'pending key discarded')
-      else if (result.outcome === 'kept') logger.warn({ ...fields, reason: result.reason }, 'pending key unresolved; kept for a later try')
       return result
     } catch (error) {
       logger.error({ ...fields, err: error }, 'pending key check failed; kept for a later try')

@@ -4,33 +4,24 @@
 import { realpath, stat } from 'node:fs/promises'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose'
 import type { Clock } from '../clock.ts'
-import { BrokerError, IdpRejectedError } from '../errors.ts'
-import { createDpopKey } from '../helseid/dpop-key.ts'
+import { BrokerError } from '../errors.ts'
 import type { ClientKey } from '../keys/client-key.ts'
 import { loadClientKey, parseClientKey } from '../keys/load-client-key.ts'
 import type { ProtectedFileOptions } from '../keys/protected-file.ts'
 import { isErrnoException, writeBackup, writeFileAtomic } from '../onboarding/atomic-write.ts'
-import type { TenantRuntime } from '../tenants.ts'
 import type { TokenService } from '../tokens/token-service.ts'
-import { findClientSecret } from './client-secrets.ts'
+import { isRegistered, proveKey, proveRegisteredKey } from './key-proof.ts'
 import {
   discardPendingKey, loadPendingKey, pendingKeyPath, readClientFile, removePendingKey, renderClientFile, savePendingKey, type PendingKey
 } from './rotation-files.ts'
-import { selvbetjeningApiName, selvbetjeningTokenRequest, type SelvbetjeningCaller, type SelvbetjeningClient } from './selvbetjening-client.ts'
+import { KeyRotationError, type RotationTarget } from './rotation-target.ts'
+import type { SelvbetjeningClient } from './selvbetjening-client.ts'
+
+export { KeyRotationError, rotationTargetOf, rotationTargets, type RotationTarget } from './rotation-target.ts'
 
 /** The durable steps of a rotation, in order; a kill after any of them leaves a broker whose key works. */
 export const rotationSteps = ['generated', 'pending-saved', 'registered', 'pending-registered', 'verified', 'backed-up', 'promoted'] as const
 export type RotationStep = typeof rotationSteps[number]
-
-/** One client file and everyone using it: tenants sharing a file (a multi-tenant supplier) rotate once, together. */
-export interface RotationTarget {
-  /** Absolute path, as the tenants' ClientKey names it. */
-  readonly file: string
-  readonly clientId: string
-  readonly tenants: readonly string[]
-  /** The first tenant with its current (working) key and DPoP key: registers the new key and asks Selvbetjening. */
-  readonly caller: SelvbetjeningCaller
-}
 
 export interface KeyRotationOptions {
   readonly selvbetjening: SelvbetjeningClient
@@ -40,6 +31,8 @@ export interface KeyRotationOptions {
   readonly fileOptions?: ProtectedFileOptions
   /** One event per step: the CLI prints them, serve logs them. */
   readonly onProgress?: (step: RotationStep, detail: string) => void
+  /** What became of a pending key found (not called when there was none). */
+  readonly onResolved?: (resolution: Exclude<PendingResolution, { readonly outcome: 'none' }>) => void
   /** Waits between attempts to prove a just-registered key (HelseID may take a while to accept it); default 2, 5, 15, 30 s. */
   readonly verifyDelaysMs?: readonly number[]
   /** How long a registered pending key that HelseID refuses is kept for another try; default 24 h. */
@@ -68,44 +61,7 @@ export type PendingResolution =
   | { readonly outcome: 'discarded', readonly kid: string, readonly reason: string, readonly discardedFile: string }
   | { readonly outcome: 'kept', readonly reason: string }
 
-/** A rotation that did not complete; the working key is unchanged, and the message says what is left (a pending file). */
-export class KeyRotationError extends Error {
-  constructor (message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'KeyRotationError'
-  }
-}
-
 const dayMs = 86_400_000
-
-/** One target per distinct client file, tenants in config order. */
-export function rotationTargets (tenants: ReadonlyMap<string, TenantRuntime>): readonly RotationTarget[] {
-  const files = new Set([...tenants.values()].map(tenant => tenant.credentials.key.file))
-  return [...files].map(file => targetOfFile(tenants, file))
-}
-
-/** The target holding a tenant's client file. @throws KeyRotationError for an unknown tenant or tenants of one file naming different clients */
-export function rotationTargetOf (tenants: ReadonlyMap<string, TenantRuntime>, tenant: string): RotationTarget {
-  const runtime = tenants.get(tenant)
-  if (runtime === undefined) throw new KeyRotationError(`no tenant named "${tenant}"`)
-  return targetOfFile(tenants, runtime.credentials.key.file)
-}
-
-function targetOfFile (tenants: ReadonlyMap<string, TenantRuntime>, file: string): RotationTarget {
-  const sharing = [...tenants.values()].filter(tenant => tenant.credentials.key.file === file)
-  const [first] = sharing
-  if (first === undefined) throw new KeyRotationError(`no tenant uses ${file}`)
-  const clientIds = new Set(sharing.map(tenant => tenant.credentials.clientId))
-  if (clientIds.size > 1) {
-    throw new KeyRotationError(`tenants ${sharing.map(tenant => tenant.name).join(', ')} share ${file} but name different client ids (${[...clientIds].join(', ')}); a rotation would register the new key for one client only, so rotate such a key by hand`)
-  }
-  return {
-    file,
-    clientId: first.credentials.clientId,
-    tenants: sharing.map(tenant => tenant.name),
-    caller: { tenant: first.name, clientId: first.credentials.clientId, key: first.credentials.key, dpopKey: first.dpopKey }
-  }
-}
 
 /**
  * Rotates the target's key: first resolves a pending key left by an interrupted rotation (when that one is proven and
@@ -163,6 +119,12 @@ export async function rotateClientKey (target: RotationTarget, options: KeyRotat
  * when HelseID cannot be asked, it stays pending for the next try. Never touches a working client file otherwise.
  */
 export async function resolvePendingKey (target: RotationTarget, options: KeyRotationOptions): Promise<PendingResolution> {
+  const resolution = await resolve(target, options)
+  if (resolution.outcome !== 'none') options.onResolved?.(resolution)
+  return resolution
+}
+
+async function resolve (target: RotationTarget, options: KeyRotationOptions): Promise<PendingResolution> {
   let paths: Paths
   try {
     paths = await pathsOf(target.file)
@@ -182,7 +144,7 @@ export async function resolvePendingKey (target: RotationTarget, options: KeyRot
   if (onDisk.thumbprint === key.thumbprint) {
     // Killed after the promotion, before the pending file was removed.
     await removePendingKey(paths.pendingFile)
-    return { ...promoted, key: onDisk, backupFile: null }
+    return { ...promoted, key, backupFile: null }
   }
   if (onDisk.thumbprint !== pending.replacesThumbprint) {
     return await discard(key.kid, `${target.file} now holds key ${onDisk.kid}, not the key ${pending.replacesKid} the rotation replaced (the file was changed since)`)
@@ -246,42 +208,6 @@ async function promote (paths: Paths, target: RotationTarget, fresh: { readonly 
   await step('promoted', `${paths.clientFile} now holds key ${fresh.key.kid}`)
   await removePendingKey(paths.pendingFile)
   return backupFile
-}
-
-type Verdict = { readonly isAccepted: true } | { readonly isAccepted: false, readonly isRejected: boolean, readonly reason: string }
-
-/** Asks HelseID for a Selvbetjening-scoped token with `key`; a fresh DPoP key each time, so no cached refusal answers for HelseID. */
-async function proveKey (target: RotationTarget, key: ClientKey, options: KeyRotationOptions): Promise<Verdict> {
-  const caller: SelvbetjeningCaller = { ...target.caller, key, dpopKey: await createDpopKey() }
-  try {
-    await options.tokens.getToken({ tenant: caller.tenant, api: selvbetjeningApiName }, selvbetjeningTokenRequest(caller))
-    return { isAccepted: true }
-  } catch (error) {
-    if (!(error instanceof BrokerError)) throw error
-    return { isAccepted: false, isRejected: error instanceof IdpRejectedError && error.oauthError === 'invalid_client', reason: `${error.code}: ${error.message}` }
-  }
-}
-
-async function proveRegisteredKey (target: RotationTarget, key: ClientKey, options: KeyRotationOptions, pendingFile: string): Promise<void> {
-  let verdict = await proveKey(target, key, options)
-  for (const delayMs of options.verifyDelaysMs ?? [2_000, 5_000, 15_000, 30_000]) {
-    if (verdict.isAccepted) return
-    await new Promise(resolve => setTimeout(resolve, delayMs))
-    verdict = await proveKey(target, key, options)
-  }
-  if (!verdict.isAccepted) {
-    throw new KeyRotationError(`Selvbetjening registered the new key, but HelseID did not accept it (${verdict.reason}); the working key is unchanged, and the pending key ${pendingFile} is promoted once HelseID accepts it (next rotation or broker start)`)
-  }
-}
-
-/** Whether Selvbetjening (asked with the working key) lists `key`; false when it cannot be asked. */
-async function isRegistered (target: RotationTarget, key: ClientKey, options: KeyRotationOptions): Promise<boolean> {
-  try {
-    return findClientSecret(await options.selvbetjening.listClientSecrets(target.caller), key) !== undefined
-  } catch (error) {
-    if (error instanceof BrokerError) return false
-    throw error
-  }
 }
 
 /** Runs a file operation; a file system error (EACCES, ENOSPC, a read-only directory) becomes a KeyRotationError saying what is left. */

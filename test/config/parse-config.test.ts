@@ -64,7 +64,7 @@ t.test('the PRODUCT.md example parses into a full config', async t => {
       granfjelldal: { name: 'granfjelldal', clientFile: '/etc/helseid-broker/keys/granfjelldal.json', organization: { child: '999977776' }, apis: ['persontjenesten'] },
       fjordvik: { name: 'fjordvik', clientFile: '/etc/helseid-broker/keys/supplier.json', organization: { parent: '999977774', child: '999977775' }, apis: ['persontjenesten'] }
     },
-    keys: { warnDays: 30, expiryCheckHours: 12 },
+    keys: { warnDays: 30, expiryCheckHours: 12, autoRotate: false, rotateDays: 60 },
     logging: { level: 'info' }
   })
 })
@@ -194,11 +194,13 @@ t.test('logging.level: default and choices', async t => {
   t.same(issuesOf(withPatch(c => { c.logging = 'debug' })), ['logging: expected a mapping, got "debug"'])
 })
 
-t.test('keys: warnDays and expiryCheckHours, with defaults', async t => {
-  t.same(parseConfig(minimal(), source).keys, { warnDays: 30, expiryCheckHours: 12 })
-  t.same(parseConfig(withPatch(c => { c.keys = null }), source).keys, { warnDays: 30, expiryCheckHours: 12 })
-  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 60 } }), source).keys, { warnDays: 60, expiryCheckHours: 12 })
-  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 0, expiryCheckHours: 1 } }), source).keys, { warnDays: 0, expiryCheckHours: 1 })
+t.test('keys: warnDays, expiryCheckHours, autoRotate and rotateDays, with defaults', async t => {
+  const defaults = { warnDays: 30, expiryCheckHours: 12, autoRotate: false, rotateDays: 60 }
+  t.same(parseConfig(minimal(), source).keys, defaults)
+  t.same(parseConfig(withPatch(c => { c.keys = null }), source).keys, defaults)
+  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 60 } }), source).keys, { ...defaults, warnDays: 60 })
+  t.same(parseConfig(withPatch(c => { c.keys = { warnDays: 0, expiryCheckHours: 1 } }), source).keys, { ...defaults, warnDays: 0, expiryCheckHours: 1 })
+  t.same(parseConfig(withPatch(c => { c.keys = { autoRotate: true, rotateDays: 90 } }), source).keys, { ...defaults, autoRotate: true, rotateDays: 90 })
   t.same(issuesOf(withPatch(c => { c.keys = { warnDays: -1, expiryCheckHours: 0.5 } })), [
     'keys.warnDays: expected an integer from 0 to 3650, got number -1',
     'keys.expiryCheckHours: expected an integer from 1 to 596, got number 0.5'
@@ -206,6 +208,10 @@ t.test('keys: warnDays and expiryCheckHours, with defaults', async t => {
   t.same(issuesOf(withPatch(c => { c.keys = { expiryCheckHours: 597, warnDays: '30' } })), [
     'keys.warnDays: expected an integer from 0 to 3650, got "30"',
     'keys.expiryCheckHours: expected an integer from 1 to 596, got number 597'
+  ])
+  t.same(issuesOf(withPatch(c => { c.keys = { autoRotate: 'yes', rotateDays: 0 } })), [
+    'keys.autoRotate: expected true or false, got "yes"',
+    'keys.rotateDays: expected an integer from 1 to 3650, got number 0'
   ])
   t.same(issuesOf(withPatch(c => { c.keys = { warnDay: 30 } })), ['keys.warnDay: unknown key; did you mean "warnDays"?'])
   t.same(issuesOf(withPatch(c => { c.keys = [] })), ['keys: expected a mapping, got a list'])
