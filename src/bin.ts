@@ -1,11 +1,19 @@
 #!/usr/bin/env node
-// Entry point: wires the CLI to the process.
+// Entry point: wires the CLI to the process. The first SIGINT/SIGTERM stops gracefully (drain);
+// a second one, while draining, exits at once.
 
 import { main } from './cli.ts'
 
+let isStopping = false
 const stopSignal = new Promise<void>(resolve => {
-  process.once('SIGINT', () => { resolve() })
-  process.once('SIGTERM', () => { resolve() })
+  const onStop = (): void => {
+    if (isStopping) process.exit(130)
+    isStopping = true
+    resolve()
+  }
+  // Persistent listeners (not `once`): with no listener left, another module's signal handler may re-raise the signal.
+  process.on('SIGINT', onStop)
+  process.on('SIGTERM', onStop)
 })
 
 process.exitCode = await main(process.argv.slice(2), {

@@ -20,11 +20,16 @@ t.test('npm pack gives a tarball that installs with no registry and runs the dem
   // A registry address that refuses connections: the install must need none.
   await run('npm', ['install', '--offline', '--registry', 'http://127.0.0.1:9', '--no-audit', '--no-fund', tarball], { cwd: target, maxBuffer: 16 * 1024 * 1024 })
 
-  const child = spawn(join(target, 'node_modules', '.bin', 'helseid-broker'), ['demo', '--proxy-port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(join(target, 'node_modules', '.bin', 'helseid-broker'), ['demo', '--proxy-port', '0', '--admin-port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // As on a server: without the test runner's instrumentation (NODE_OPTIONS) in the installed program.
+    env: { ...process.env, NODE_OPTIONS: '' }
+  })
   t.teardown(() => { child.kill('SIGKILL') })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.resume()
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   for (let i = 0; i < 200 && !output.includes('Stop with Ctrl-C'); i++) await new Promise(resolve => setTimeout(resolve, 50))
   const proxyUrl = /broker proxy listener\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1]
   t.ok(proxyUrl, 'the demo printed its proxy listener')
@@ -33,6 +38,6 @@ t.test('npm pack gives a tarball that installs with no registry and runs the dem
   t.equal(response.status, 200, 'a DPoP-proxied call works from the installed package')
 
   child.kill('SIGTERM')
-  const [code] = await once(child, 'exit') as [number | null]
-  t.equal(code, 0)
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
+  t.equal(code, 0, `exit code (signal ${String(signal)}; stderr tail: ${stderr.slice(-600)})`)
 })
