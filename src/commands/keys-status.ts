@@ -1,12 +1,10 @@
 // `keys status`: per tenant the client key (id, algorithm, size, file) and its expiry from the Selvbetjening API.
 
 import type { CliIo } from '../cli.ts'
+import { loadConfigFiles } from './load-files.ts'
 import { createDependencies } from '../app.ts'
-import { loadConfig } from '../config/load-config.ts'
 import { exitCodes } from '../errors.ts'
-import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
-import { loadCallerSecrets } from '../security/caller-secrets.ts'
 import type { KeyExpiry } from '../selvbetjening/key-expiry.ts'
 
 export interface KeysStatusCommand {
@@ -17,11 +15,7 @@ export interface KeysStatusCommand {
 
 /** Prints the table; exit 0, or 1 when a key's expiry could not be read or a key has expired. */
 export async function runKeysStatus (command: KeysStatusCommand, io: CliIo): Promise<number> {
-  const config = await loadConfig(command.configPath)
-  const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
-  const credentials = await loadTenantCredentials(config, fileOptions)
-  // createDependencies wants every caller's secret when callers are configured; loading them checks them too.
-  const callerSecrets = await loadCallerSecrets(config, fileOptions)
+  const { config, credentials, callerSecrets } = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
   const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
   try {
     const expiries = await deps.keyExpiry.checkNow()

@@ -1,13 +1,11 @@
 // `serve`: load config, keys and caller secrets, start both listeners, run until stopped.
 
 import type { CliIo } from '../cli.ts'
+import { loadConfigFiles } from './load-files.ts'
 import { startBroker } from '../app.ts'
-import { loadConfig } from '../config/load-config.ts'
 import { ConfigError, exitCodes } from '../errors.ts'
 import type { LoadedConfig } from '../reload.ts'
-import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
-import { loadCallerSecrets } from '../security/caller-secrets.ts'
 
 /** How serve reads files holding secrets. */
 export interface ServeOptions {
@@ -17,15 +15,10 @@ export interface ServeOptions {
 
 /** Runs the broker from a config file until SIGINT/SIGTERM; throws ConfigError on a bad config, key file or secret file. */
 export async function runServe (configPath: string, io: CliIo, options: ServeOptions = { allowInsecurePermissions: false }): Promise<number> {
-  const config = await loadConfig(configPath)
-  const credentials = await loadTenantCredentials(config, options)
-  const callerSecrets = await loadCallerSecrets(config, options)
+  const { config, credentials, callerSecrets } = await loadConfigFiles(configPath, options)
   const logger = createLogger(config.logging.level)
   if (options.allowInsecurePermissions) logger.warn('--allow-insecure-key-permissions: key and secret files readable by group or others are accepted')
-  const load = async (): Promise<LoadedConfig> => {
-    const next = await loadConfig(configPath)
-    return { config: next, credentials: await loadTenantCredentials(next, options), callerSecrets: await loadCallerSecrets(next, options) }
-  }
+  const load = async (): Promise<LoadedConfig> => await loadConfigFiles(configPath, options)
   const broker = await startBroker(config, credentials, logger, { callerSecrets, load })
   logger.info({ proxy: broker.proxyUrl, admin: broker.adminUrl, tenants: [...broker.deps.tenants.keys()], callers: Object.keys(config.callers ?? {}) }, 'broker listening')
   io.onReload?.(() => {

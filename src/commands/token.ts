@@ -2,12 +2,10 @@
 
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import type { CliIo } from '../cli.ts'
+import { loadConfigFiles } from './load-files.ts'
 import { createDependencies } from '../app.ts'
-import { loadConfig } from '../config/load-config.ts'
 import { BrokerError, exitCodes } from '../errors.ts'
-import { loadTenantCredentials } from '../keys/tenant-keys.ts'
 import { createLogger } from '../logging.ts'
-import { loadCallerSecrets } from '../security/caller-secrets.ts'
 
 export interface TokenCommand {
   readonly configPath: string
@@ -20,11 +18,7 @@ export interface TokenCommand {
 
 /** Fetches a token; exit 0 with claims printed, 1 when HelseID refuses or cannot be reached, 64 for an unknown tenant or API. */
 export async function runToken (command: TokenCommand, io: CliIo): Promise<number> {
-  const config = await loadConfig(command.configPath)
-  const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
-  const credentials = await loadTenantCredentials(config, fileOptions)
-  // createDependencies wants every caller's secret when callers are configured; loading them checks them too.
-  const callerSecrets = await loadCallerSecrets(config, fileOptions)
+  const { config, credentials, callerSecrets } = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
   const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
   try {
     const tenant = deps.tenants.get(command.tenant)
