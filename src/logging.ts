@@ -29,9 +29,7 @@ export function createLogger (level: LevelWithSilent, destination?: DestinationS
       err: pino.stdSerializers.err
     }
   }
-  // Stdout is written asynchronously: a synchronous write per request line cost a tenth of the
-  // proxy's main-thread time under load (bench/RESULTS.md). pino flushes it on exit.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }))
+  return destination === undefined ? pino(options) : pino(options, destination)
 }
 
 const digitRun = /\d{6,}/
