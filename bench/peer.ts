@@ -5,7 +5,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import type { BrokerConfig } from '../src/config/config.ts'
 import { bigPath, personBody } from './lib/fixtures.ts'
 import type { ChildReply, PeerSpec, ParentMessage } from './lib/protocol.ts'
 
@@ -47,6 +46,7 @@ async function start (spec: PeerSpec): Promise<{ url: string, stop: Stop, notes:
   switch (spec.kind) {
     case 'upstream': return await startUpstream()
     case 'fastify-proxy': return await startFastifyProxy(spec.upstream, spec.authorization)
+    case 'node-proxy': return await startNodeProxy(spec.upstream, spec.authorization, spec.client)
     case 'broker': return await startBenchBroker(spec.config, spec.source)
   }
 }
@@ -86,7 +86,11 @@ async function streamBig (response: ServerResponse, chunk: Buffer, mb: number): 
   for (let sent = 0; sent < total; sent += chunk.length) {
     const slice = total - sent < chunk.length ? chunk.subarray(0, total - sent) : chunk
     if (!response.write(slice)) {
-      await Promise.race([once(response, 'drain'), once(response, 'close')])
+      await new Promise<void>(resolve => {
+        const done = (): void => { response.off('drain', done); response.off('close', done); resolve() }
+        response.on('drain', done)
+        response.on('close', done)
+      })
       if (response.destroyed) return
     }
   }
@@ -108,37 +112,70 @@ async function startFastifyProxy (upstream: string, authorization: string): Prom
   return { url, notes: [], stop: async () => { await app.close() } }
 }
 
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host'])
+
+function withoutHopByHop (headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value !== undefined && !hopByHop.has(name)) out[name] = value
+  }
+  return out
+}
+
+/**
+ * The smallest reasonable Node proxy: node:http in, undici out, a static Authorization header, no framework.
+ * `request`: undici request() and the body piped to the response (what the broker does, minus Fastify);
+ * `stream`: undici stream() writing straight into the response.
+ */
+async function startNodeProxy (upstream: string, authorization: string, client: 'request' | 'stream'): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+  const { Agent } = await import('undici')
+  const agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 })
+  const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
+    const headers = { ...withoutHopByHop(request.headers), authorization, 'api-version': '3' }
+    const method = (request.method ?? 'GET') as 'GET'
+    const body = method === 'GET' || method === 'HEAD' ? null : request
+    const fail = (): void => {
+      if (!response.headersSent) response.writeHead(502)
+      response.end()
+    }
+    if (client === 'stream') {
+      agent.stream({ origin: upstream, path: request.url ?? '/', method, headers, body }, ({ statusCode, headers: upstreamHeaders }) => {
+        response.writeHead(statusCode, withoutHopByHop(upstreamHeaders))
+        return response
+      }).catch(fail)
+      return
+    }
+    agent.request({ origin: upstream, path: request.url ?? '/', method, headers, body }).then(answer => {
+      response.writeHead(answer.statusCode, withoutHopByHop(answer.headers))
+      answer.body.pipe(response)
+    }, fail)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    notes: [],
+    stop: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+      await agent.close()
+    }
+  }
+}
+
 /** The broker as `serve` runs it: config parsed by parseConfig, key file loaded, JSON log lines on stdout. */
 async function startBenchBroker (raw: unknown, source: string): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
   const { startBroker } = await import('../src/app.ts')
   const { parseConfig } = await import('../src/config/parse-config.ts')
   const { loadTenantCredentials } = await import('../src/keys/tenant-keys.ts')
   const { createLogger } = await import('../src/logging.ts')
-  const parsed = parseConfig(raw, source)
-  const { config, notes } = withBenchLimits(parsed)
+  const config = parseConfig(raw, source)
   const credentials = await loadTenantCredentials(config)
   // stdout of this child is /dev/null: the broker pays for building and writing every log line, the disk does not.
   const logger = createLogger(config.logging.level)
   const broker = await startBroker(config, credentials, logger, { env: {} })
+  const notes = [`limits: ${JSON.stringify(config.limits)}`]
   return { url: broker.proxyUrl, notes, stop: async () => { await broker.close() } }
-}
-
-/**
- * Protective limits (rate limit, upstream concurrency), once the config has them, are raised so that
- * they never trip under benchmark load; their per-request checks still run.
- */
-function withBenchLimits (config: BrokerConfig): { config: BrokerConfig, notes: string[] } {
-  const limits = (config as unknown as { readonly limits?: Readonly<Record<string, unknown>> }).limits
-  if (limits === undefined || typeof limits !== 'object') return { config, notes: [] }
-  const raised: Record<string, unknown> = { ...limits }
-  const notes: string[] = []
-  if ('rateLimit' in limits) {
-    raised.rateLimit = { requestsPerSecond: 1e9, burst: 1e9 }
-    notes.push('limits.rateLimit raised to 1e9 req/s for the benchmark')
-  }
-  if (typeof limits.maxConcurrentUpstream === 'number' && limits.maxConcurrentUpstream < 4096) {
-    raised.maxConcurrentUpstream = 4096
-    notes.push(`limits.maxConcurrentUpstream raised from ${limits.maxConcurrentUpstream} to 4096 for the benchmark`)
-  }
-  return { config: { ...config, limits: raised } as unknown as BrokerConfig, notes }
 }

@@ -3,10 +3,12 @@
 //
 // Environment: BENCH_SECONDS (default 5) per measured run, BENCH_WARMUP_SECONDS (default 1) before each,
 // BENCH_CONNECTIONS (default 1,16,64), BENCH_PEERS (default direct,nginx,fastify-proxy,helseid-broker; also
-// helseid-broker-warn = the broker logging at warn, without request lines), BENCH_TENANTS (default 100).
+// helseid-broker-warn = the broker logging at warn, without request lines; node-request and node-stream = plain
+// node:http + undici proxies with a static header, the Node floor), BENCH_TENANTS (default 100),
+// BENCH_BROKER_EXEC_ARGV (Node options for the broker's process, e.g. "--max-semi-space-size=2").
 
 import { join } from 'node:path'
-import { brokerConfig, brokerPaths, startBenchAuthority, tenantNames } from './lib/broker-setup.ts'
+import { brokerConfig, brokerExecArgv, brokerPaths, startBenchAuthority, tenantNames } from './lib/broker-setup.ts'
 import { expectPerson, forEachLimited } from './lib/check.ts'
 import { startPeer, stopEverything, type PeerChild } from './lib/children.ts'
 import { personBody, personPath, staticAuthorization } from './lib/fixtures.ts'
@@ -50,7 +52,7 @@ async function main (): Promise<void> {
     for (const peer of peerNames) {
       switch (peer) {
         case 'direct':
-          runs.push({ peer, results: await loadAll(peer, upstream.url, [personPath]) })
+          runs.push({ peer, results: await loadAll(peer, upstream.url, [personPath], upstream.pid) })
           break
         case 'nginx': {
           const binary = findNginx()
@@ -61,7 +63,7 @@ async function main (): Promise<void> {
           const nginx = await startNginx(binary, join(bench.dir, 'nginx'), upstream.url, staticAuthorization)
           try {
             await expectPerson(nginx.url, personPath)
-            runs.push({ peer, results: await loadAll(peer, nginx.url, [personPath]), note: `${await nginxVersion(binary)}, 1 worker, access_log off` })
+            runs.push({ peer, results: await loadAll(peer, nginx.url, [personPath], nginx.pid), note: `${await nginxVersion(binary)}, 1 worker, access_log off` })
           } finally {
             await nginx.stop()
           }
@@ -71,6 +73,16 @@ async function main (): Promise<void> {
           const child = await startPeer({ kind: 'fastify-proxy', upstream: upstream.url, authorization: staticAuthorization })
           try {
             runs.push(await loadChild(peer, child, [personPath]))
+          } finally {
+            await child.stop()
+          }
+          break
+        }
+        case 'node-request':
+        case 'node-stream': {
+          const child = await startPeer({ kind: 'node-proxy', upstream: upstream.url, authorization: staticAuthorization, client: peer === 'node-request' ? 'request' : 'stream' })
+          try {
+            runs.push({ ...await loadChild(peer, child, [personPath]), note: `plain node:http + undici ${peer === 'node-request' ? 'request() piped to the response' : 'stream() into the response'}, static header, no framework` })
           } finally {
             await child.stop()
           }
@@ -87,7 +99,9 @@ async function main (): Promise<void> {
             logLevel: peer === 'helseid-broker' ? 'info' : 'warn'
           })
           const issuedBefore = bench.authority.issuedTokens.length
-          const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') })
+          const execArgv = brokerExecArgv()
+          const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') }, { execArgv })
+          if (execArgv.length > 0) console.log(`  broker node options: ${execArgv.join(' ')}`)
           try {
             for (const note of child.notes) console.log(`  note: ${note}`)
             const paths = brokerPaths(tenants)
@@ -96,7 +110,7 @@ async function main (): Promise<void> {
             const issued = bench.authority.issuedTokens.length - issuedBefore
             console.log(`  ${peer}: ${tenants.length} tenants warm, ${issued} token(s) issued`)
             const run = await loadChild(peer, child, paths)
-            runs.push({ ...run, note: `${tenants.length} tenants, requests spread over all of them, log level ${peer === 'helseid-broker' ? 'info (one JSON line per request to /dev/null)' : 'warn'}` })
+            runs.push({ ...run, note: `${tenants.length} tenants, requests spread over all of them, log level ${peer === 'helseid-broker' ? 'info (one JSON line per request to /dev/null)' : 'warn'}${execArgv.length > 0 ? `, node ${execArgv.join(' ')}` : ''}.` })
           } finally {
             await child.stop()
           }
@@ -115,11 +129,11 @@ async function main (): Promise<void> {
 }
 
 /** Warm-up plus measured run at every connection count. */
-async function loadAll (peer: string, origin: string, paths: readonly string[]): Promise<LoadResult[]> {
+async function loadAll (peer: string, origin: string, paths: readonly string[], peerPid: number): Promise<LoadResult[]> {
   const results: LoadResult[] = []
   for (const connections of connectionCounts) {
-    const result = await measureLoad({ origin, paths, connections, seconds, warmupSeconds })
-    console.log(`  ${peer.padEnd(20)} ${String(connections).padStart(3)} conns: ${result.rps.toFixed(0).padStart(6)} req/s, p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms` +
+    const result = await measureLoad({ origin, paths, connections, seconds, warmupSeconds, peerPid })
+    console.log(`  ${peer.padEnd(20)} ${String(connections).padStart(3)} conns: ${result.rps.toFixed(0).padStart(6)} req/s, p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms, ${result.peerCpuUsPerRequest.toFixed(0)} µs CPU/req` +
       (result.non2xx + result.errors + result.timeouts > 0 ? `, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts` : '') +
       `, other programs ${result.foreignCores.toFixed(2)} cores`)
     results.push(result)
@@ -133,7 +147,7 @@ async function loadChild (peer: string, child: PeerChild, paths: readonly string
   const idleRssBytes = readRss(child.pid)?.rssBytes ?? Number.NaN
   resetPeakRss(child.pid)
   const sampler = sampleRss(child.pid)
-  const results = await loadAll(peer, child.url, paths)
+  const results = await loadAll(peer, child.url, paths, child.pid)
   const { maxRssBytes, hwmBytes } = sampler.stop()
   return { peer, results, idleRssBytes, peakRssBytes: Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0) }
 }
@@ -142,7 +156,7 @@ function report (runs: readonly PeerRun[], skipped: readonly string[]): string[]
   const find = (peer: string, connections: number): LoadResult | undefined =>
     runs.find(run => run.peer === peer)?.results.find(result => result.connections === connections)
   const lines: string[] = []
-  const columns = ['peer', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', '+p50 vs direct', '+mean vs direct', '÷ fastify-proxy', '÷ nginx', 'non-2xx/err', 'other CPU']
+  const columns = ['peer', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', '+p50 vs direct', '+mean vs direct', 'CPU µs/req', '÷ fastify-proxy', '÷ nginx', 'non-2xx/err', 'other CPU']
   lines.push(`| ${columns.join(' | ')} |`, `|${columns.map((_c, i) => i < 1 ? '---' : '---:').join('|')}|`)
   for (const run of runs) {
     for (const result of run.results) {
@@ -158,6 +172,7 @@ function report (runs: readonly PeerRun[], skipped: readonly string[]): string[]
         result.meanFromRpsMs.toFixed(3),
         direct === undefined || run.peer === 'direct' ? '–' : signed(result.p50Ms - direct.p50Ms),
         direct === undefined || run.peer === 'direct' ? '–' : signed(result.meanFromRpsMs - direct.meanFromRpsMs),
+        result.peerCpuUsPerRequest.toFixed(0),
         fastify === undefined ? '–' : (result.rps / fastify.rps).toFixed(2),
         nginx === undefined ? '–' : (result.rps / nginx.rps).toFixed(2),
         `${result.non2xx}/${result.errors + result.timeouts}`,
@@ -166,10 +181,12 @@ function report (runs: readonly PeerRun[], skipped: readonly string[]): string[]
     }
   }
   lines.push('', `other CPU: cores used by programs outside the benchmark during the run; (!) above ${noisyCores} means the row is skewed by them.`)
+  lines.push('CPU µs/req: user + system CPU time of the peer\'s process(es) per response (for direct: the fake upstream alone; otherwise the proxy without the upstream).')
   lines.push('p50/p99: exact, from autocannon\'s per-response hrtime (its own histogram rounds to whole ms); mean = connections ÷ req/s (Little\'s law; at 1 connection 1 ÷ req/s).')
   for (const run of runs) {
-    const memory = run.peakRssBytes === undefined ? '' : ` RSS idle ${mb(run.idleRssBytes ?? Number.NaN)} MB, peak under load ${mb(run.peakRssBytes)} MB.`
-    if (run.note !== undefined || memory !== '') lines.push(`${run.peer}: ${run.note ?? ''}${memory}`)
+    const memory = run.peakRssBytes === undefined ? undefined : `RSS idle ${mb(run.idleRssBytes ?? Number.NaN)} MB, peak under load ${mb(run.peakRssBytes)} MB.`
+    const parts = [run.note, memory].filter(part => part !== undefined)
+    if (parts.length > 0) lines.push(`${run.peer}: ${parts.join(' ')}`)
   }
   for (const line of skipped) lines.push(line)
 

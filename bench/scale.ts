@@ -4,15 +4,15 @@
 // peak RSS delta. Everything on 127.0.0.1, ports ephemeral, each broker and the fake upstream in a child process.
 //
 // Environment: BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (default 1), BENCH_SCALE_TENANTS (default 1,10,100),
-// BENCH_STREAM_MB (default 50).
+// BENCH_STREAM_MB (default 50), BENCH_BROKER_EXEC_ARGV (Node options for the broker's process).
 
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
-import { brokerConfig, brokerPaths, startBenchAuthority, tenantNames, type BenchAuthority } from './lib/broker-setup.ts'
+import { brokerConfig, brokerExecArgv, brokerPaths, startBenchAuthority, tenantNames, type BenchAuthority } from './lib/broker-setup.ts'
 import { expectPerson, forEachLimited } from './lib/check.ts'
 import { startPeer, stopEverything, type PeerChild } from './lib/children.ts'
-import { bigPath, personBody } from './lib/fixtures.ts'
+import { bigPath, personBody, staticAuthorization } from './lib/fixtures.ts'
 import { measureLoad } from './lib/load.ts'
 import { describeMachine } from './lib/machine.ts'
 import { mb, readRss, resetPeakRss, sampleRss } from './lib/proc.ts'
@@ -42,7 +42,7 @@ async function main (): Promise<void> {
 
 async function startBrokerChild (bench: BenchAuthority, upstream: string, tenants: readonly string[]): Promise<PeerChild> {
   const config = brokerConfig({ issuer: bench.authority.issuer, upstream, keyFile: bench.keyFile, tenants })
-  const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') })
+  const child = await startPeer({ kind: 'broker', config, source: join(bench.dir, 'helseid-broker.yaml') }, { execArgv: brokerExecArgv() })
   for (const note of child.notes) console.log(`  note: ${note}`)
   return child
 }
@@ -85,8 +85,8 @@ async function coldStampede (bench: BenchAuthority, upstream: string, tenantCoun
 async function tenantSweep (bench: BenchAuthority, upstream: string): Promise<string[]> {
   const lines = [
     `Tenants: 16 connections, ${seconds} s after ${warmupSeconds} s warm-up, requests spread over all tenants (log level info)`,
-    '| tenants | req/s | p50 ms | p99 ms | RSS after start MB | RSS warm, idle MB | peak RSS under load MB | other CPU |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '| tenants | req/s | p50 ms | p99 ms | broker CPU µs/req | RSS after start MB | RSS warm, idle MB | peak RSS under load MB | other CPU |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   for (const count of tenantCounts) {
     const tenants = tenantNames(count)
@@ -99,11 +99,11 @@ async function tenantSweep (bench: BenchAuthority, upstream: string): Promise<st
       const warmRss = readRss(child.pid)?.rssBytes ?? Number.NaN
       resetPeakRss(child.pid)
       const sampler = sampleRss(child.pid)
-      const result = await measureLoad({ origin: child.url, paths, connections: 16, seconds, warmupSeconds })
+      const result = await measureLoad({ origin: child.url, paths, connections: 16, seconds, warmupSeconds, peerPid: child.pid })
       const { maxRssBytes, hwmBytes } = sampler.stop()
       const peak = Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0)
       console.log(`  ${count} tenants: ${result.rps.toFixed(0)} req/s, peak RSS ${mb(peak)} MB`)
-      lines.push(`| ${count} | ${result.rps.toFixed(0)} | ${result.p50Ms.toFixed(3)} | ${result.p99Ms.toFixed(3)} | ${mb(startRss)} | ${mb(warmRss)} | ${mb(peak)} | ${result.foreignCores.toFixed(2)} |`)
+      lines.push(`| ${count} | ${result.rps.toFixed(0)} | ${result.p50Ms.toFixed(3)} | ${result.p99Ms.toFixed(3)} | ${result.peerCpuUsPerRequest.toFixed(0)} | ${mb(startRss)} | ${mb(warmRss)} | ${mb(peak)} | ${result.foreignCores.toFixed(2)} |`)
       if (result.non2xx + result.errors + result.timeouts > 0) lines.push(`  (${count} tenants: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts)`)
     } finally {
       await child.stop()
@@ -113,44 +113,58 @@ async function tenantSweep (bench: BenchAuthority, upstream: string): Promise<st
   return lines
 }
 
-/** A large response through the broker, read as fast as possible and then slowly: RSS must stay flat (streamed, not buffered). */
+/**
+ * A large response through the broker, read as fast as possible (at two sizes: a bounded RSS delta that does not grow
+ * with the body means streaming, not buffering) and then slowly (the broker must hold the upstream back);
+ * @fastify/http-proxy streams the same body for comparison.
+ */
 async function streaming (bench: BenchAuthority, upstream: string): Promise<string[]> {
   const tenants = tenantNames(1)
-  const child = await startBrokerChild(bench, upstream, tenants)
-  const lines = [`Streaming: one ${streamMb} MiB response (upstream writes 64 KiB chunks with backpressure) through the broker`]
+  const lines = [`Streaming: ${streamMb} MiB and ${4 * streamMb} MiB responses (the upstream writes 64 KiB chunks with backpressure); RSS sampled every 20 ms`]
+  const broker = await startBrokerChild(bench, upstream, tenants)
   try {
-    await expectPerson(child.url, brokerPaths(tenants)[0] ?? '')
-    const path = brokerPaths(tenants, `${bigPath}?mb=${streamMb}`)[0] ?? ''
-    for (const mode of ['fast', 'slow'] as const) {
-      await sleep(500)
-      const baseline = readRss(child.pid)?.rssBytes ?? Number.NaN
-      resetPeakRss(child.pid)
-      const sampler = sampleRss(child.pid, 20)
-      const started = performance.now()
-      const response = await request(`${child.url}${path}`)
-      let bytes = 0
-      // slow: ~25 MB/s, a tenth of what loopback gives, so that the broker has to hold back the upstream
-      const slowBytesPerMs = 25 * 1024 * 1024 / 1000
-      for await (const chunk of response.body) {
-        bytes += (chunk as Buffer).length
-        if (mode === 'slow') {
-          const dueMs = bytes / slowBytesPerMs - (performance.now() - started)
-          if (dueMs > 1) await sleep(dueMs)
-        }
-      }
-      const elapsedMs = performance.now() - started
-      const { maxRssBytes, hwmBytes } = sampler.stop()
-      const peak = Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0)
-      const complete = response.statusCode === 200 && bytes === streamMb * 1024 * 1024
-      lines.push(`  ${mode === 'fast' ? 'read at full speed' : 'read at ~25 MB/s '}: ${complete ? 'complete' : `INCOMPLETE (status ${response.statusCode}, ${bytes} bytes)`}, ` +
-        `${(bytes / 1024 / 1024 / (elapsedMs / 1000)).toFixed(0)} MB/s; broker RSS before ${mb(baseline)} MB, peak ${mb(peak)} MB, ` +
-        `delta ${mb(peak - baseline)} MB (${((peak - baseline) / (streamMb * 1024 * 1024) * 100).toFixed(1)} % of the body)`)
+    await expectPerson(broker.url, brokerPaths(tenants)[0] ?? '')
+    for (const [mode, size] of [['fast', streamMb], ['fast', 4 * streamMb], ['slow', streamMb]] as const) {
+      lines.push(`  helseid-broker, ${await streamOnce(broker, brokerPaths(tenants, `${bigPath}?mb=${size}`)[0] ?? '', mode, size)}`)
     }
   } finally {
-    await child.stop()
+    await broker.stop()
+  }
+  const fastify = await startPeer({ kind: 'fastify-proxy', upstream, authorization: staticAuthorization })
+  try {
+    lines.push(`  @fastify/http-proxy, ${await streamOnce(fastify, `${bigPath}?mb=${streamMb}`, 'fast', streamMb)}`)
+  } finally {
+    await fastify.stop()
   }
   lines.push('')
   return lines
+}
+
+/** GETs `path` through `child` and reads the body fast or at ~25 MB/s; returns a line with throughput and the RSS delta. */
+async function streamOnce (child: PeerChild, path: string, mode: 'fast' | 'slow', sizeMb: number): Promise<string> {
+  await sleep(500)
+  const baseline = readRss(child.pid)?.rssBytes ?? Number.NaN
+  resetPeakRss(child.pid)
+  const sampler = sampleRss(child.pid, 20)
+  const started = performance.now()
+  const response = await request(`${child.url}${path}`)
+  let bytes = 0
+  // slow: ~25 MB/s, about a tenth of what loopback gives, so that the proxy has to hold back the upstream
+  const slowBytesPerMs = 25 * 1024 * 1024 / 1000
+  for await (const chunk of response.body) {
+    bytes += (chunk as Buffer).length
+    if (mode === 'slow') {
+      const dueMs = bytes / slowBytesPerMs - (performance.now() - started)
+      if (dueMs > 1) await sleep(dueMs)
+    }
+  }
+  const elapsedMs = performance.now() - started
+  const { maxRssBytes, hwmBytes } = sampler.stop()
+  const peak = Math.max(maxRssBytes, Number.isFinite(hwmBytes) ? hwmBytes : 0)
+  const complete = response.statusCode === 200 && bytes === sizeMb * 1024 * 1024
+  return `${sizeMb} MiB read ${mode === 'fast' ? 'at full speed' : 'at ~25 MB/s'}: ${complete ? 'complete' : `INCOMPLETE (status ${response.statusCode}, ${bytes} bytes)`}, ` +
+    `${(bytes / 1024 / 1024 / (elapsedMs / 1000)).toFixed(0)} MB/s; RSS before ${mb(baseline)} MB, peak ${mb(peak)} MB, ` +
+    `delta ${mb(peak - baseline)} MB (${((peak - baseline) / (sizeMb * 1024 * 1024) * 100).toFixed(1)} % of the body)`
 }
 
 main().catch(async (error: unknown) => {

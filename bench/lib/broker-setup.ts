@@ -53,6 +53,11 @@ export async function startBenchAuthority (): Promise<BenchAuthority> {
   }
 }
 
+/** Node options for the broker child, from BENCH_BROKER_EXEC_ARGV (space-separated, e.g. "--max-semi-space-size=2"). */
+export function brokerExecArgv (): string[] {
+  return (process.env.BENCH_BROKER_EXEC_ARGV ?? '').split(' ').filter(arg => arg !== '')
+}
+
 /** t001, t002, … */
 export function tenantNames (count: number): string[] {
   return Array.from({ length: count }, (_unused, index) => `t${String(index + 1).padStart(3, '0')}`)
@@ -70,10 +75,14 @@ export function brokerConfig (options: {
   readonly keyFile: string
   readonly tenants: readonly string[]
   readonly logLevel?: string
+  readonly maxConcurrentUpstream?: number
 }): unknown {
   return {
     helseid: { issuer: options.issuer, timeoutMs: 10_000 },
     listen: { proxy: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    // The default rate limit (100/s per client address, burst 200) and upstream concurrency (256) would refuse
+    // benchmark load with 429/503; raised here, their per-request checks still run.
+    limits: { rateLimit: { requestsPerSecond: 1_000_000, burst: 1_000_000 }, maxConcurrentUpstream: options.maxConcurrentUpstream ?? 2048 },
     apis: {
       [apiName]: { url: options.upstream, scopes: [benchScope], headers: { 'Api-Version': '3' }, timeoutMs: 30_000 }
     },

@@ -19,7 +19,7 @@ export function cpuSnapshot (): CpuSnapshot | undefined {
   try {
     const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
     const busyTicks = (fields[0] ?? 0) + (fields[1] ?? 0) + (fields[2] ?? 0)
-    return { atMs: performance.now(), busyTicks, ours: ownTreeTicks() }
+    return { atMs: performance.now(), busyTicks, ours: treeTicks(process.pid) }
   } catch {
     return undefined
   }
@@ -52,8 +52,19 @@ export async function waitForQuiet (thresholdCores: number, maxWaitMs: number): 
   }
 }
 
-/** utime + stime of this process and all its descendants. */
-function ownTreeTicks (): Map<number, number> {
+/** CPU time (user + system, all threads) of `pid` and its descendants, in ms; NaN when /proc is not available. */
+export function processTreeCpuMs (pid: number): number {
+  try {
+    let ticks = 0
+    for (const value of treeTicks(pid).values()) ticks += value
+    return ticks * 1000 / ticksPerSecond
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** utime + stime ticks of `root` and all its descendants. */
+function treeTicks (root: number): Map<number, number> {
   const parents = new Map<number, number>()
   const ticks = new Map<number, number>()
   for (const entry of readdirSync('/proc')) {
@@ -69,7 +80,7 @@ function ownTreeTicks (): Map<number, number> {
   const ours = new Map<number, number>()
   for (const [pid, value] of ticks) {
     for (let current: number | undefined = pid; current !== undefined && current > 1; current = parents.get(current)) {
-      if (current === process.pid) { ours.set(pid, value); break }
+      if (current === root) { ours.set(pid, value); break }
     }
   }
   return ours

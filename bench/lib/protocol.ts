@@ -3,6 +3,8 @@
 export type PeerSpec =
   | { readonly kind: 'upstream' }
   | { readonly kind: 'fastify-proxy', readonly upstream: string, readonly authorization: string }
+  /** Plain node:http + undici with a static header: the Node floor, with undici request() + pipe or undici stream(). */
+  | { readonly kind: 'node-proxy', readonly upstream: string, readonly authorization: string, readonly client: 'request' | 'stream' }
   /** `config` is what a config file would hold (parsed by parseConfig); `source` the file it would be. */
   | { readonly kind: 'broker', readonly config: unknown, readonly source: string }
 
