@@ -13,8 +13,17 @@ type Stop = () => Promise<void>
 const send = (message: ChildReply): void => { process.send?.(message) }
 
 let stopPeer: Stop | undefined
-// The parent is gone (crashed or killed): never outlive it.
-process.on('disconnect', () => { process.exit(0) })
+let isStopping = false
+const watched = new Set<number>()
+// The parent is gone (crashed or killed): never outlive it, nor let what it started (nginx) outlive it.
+process.on('disconnect', () => {
+  if (!isStopping) {
+    for (const pid of watched) {
+      try { process.kill(pid, 'SIGTERM') } catch { /* already gone */ }
+    }
+  }
+  process.exit(0)
+})
 
 process.on('message', (message: ParentMessage) => {
   void handle(message).catch((error: unknown) => {
@@ -34,7 +43,14 @@ async function handle (message: ParentMessage): Promise<void> {
       // CLOCK_MONOTONIC in µs: the clock of V8's CPU profile timestamps.
       send({ type: 'mark', monotonicUs: Number(process.hrtime.bigint() / 1000n), memory: process.memoryUsage() })
       return
+    case 'watch':
+      watched.add(message.pid)
+      return
+    case 'unwatch':
+      watched.delete(message.pid)
+      return
     case 'stop':
+      isStopping = true
       await stopPeer?.()
       // Exit normally so that --cpu-prof writes its profile.
       process.disconnect()

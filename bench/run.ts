@@ -5,7 +5,8 @@
 // BENCH_CONNECTIONS (default 1,16,64), BENCH_PEERS (default direct,nginx,fastify-proxy,helseid-broker; also
 // helseid-broker-warn = the broker logging at warn, without request lines; node-request and node-stream = plain
 // node:http + undici proxies with a static header, the Node floor), BENCH_TENANTS (default 100),
-// BENCH_BROKER_EXEC_ARGV (Node options for the broker's process, e.g. "--max-semi-space-size=2").
+// BENCH_BROKER_EXEC_ARGV (Node options for the broker's process, e.g. "--max-semi-space-size=2"),
+// BENCH_NGINX (the nginx binary, or "off"; default /usr/sbin/nginx, else nginx on PATH).
 
 import { join } from 'node:path'
 import { brokerConfig, brokerExecArgv, brokerPaths, startBenchAuthority, tenantNames } from './lib/broker-setup.ts'
@@ -57,15 +58,20 @@ async function main (): Promise<void> {
         case 'nginx': {
           const binary = findNginx()
           if (binary === undefined) {
-            skipped.push('nginx: not installed (neither /usr/sbin/nginx nor nginx on PATH); row skipped')
+            const chosen = process.env.BENCH_NGINX
+            const reason = chosen === 'off' ? 'BENCH_NGINX=off' : chosen !== undefined && chosen !== '' ? `BENCH_NGINX=${chosen} is not executable` : 'not installed (neither /usr/sbin/nginx nor nginx on PATH)'
+            skipped.push(`nginx: ${reason}; row skipped`)
             break
           }
           const nginx = await startNginx(binary, join(bench.dir, 'nginx'), upstream.url, staticAuthorization)
+          // Should this process be killed outright, the upstream child stops nginx when it notices.
+          upstream.watch(nginx.pid)
           try {
             await expectPerson(nginx.url, personPath)
             runs.push({ peer, results: await loadAll(peer, nginx.url, [personPath], nginx.pid), note: `${await nginxVersion(binary)}, 1 worker, access_log off` })
           } finally {
             await nginx.stop()
+            upstream.unwatch(nginx.pid)
           }
           break
         }

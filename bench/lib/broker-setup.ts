@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { exportJWK, generateKeyPair } from 'jose'
 import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
 import { parseClientKey } from '../../src/keys/load-client-key.ts'
+import { onCleanup } from './children.ts'
 import { apiName, benchScope, personPath } from './fixtures.ts'
 
 export interface BenchAuthority {
@@ -36,16 +37,18 @@ export async function startBenchAuthority (): Promise<BenchAuthority> {
     const key = await parseClientKey(download, keyFile)
     authority.registerClient({ clientId, publicJwks: [key.publicJwk], scopes: [benchScope], multiTenant: true, organization: '999977773', clientName: download.clientName })
     const started = authority
-    return {
-      authority: started,
-      keyFile,
-      clientId,
-      dir,
-      async close () {
+    let closing: Promise<void> | undefined
+    const close = async (): Promise<void> => {
+      closing ??= (async () => {
+        removeCleanup()
         await started.close()
         rmSync(dir, { recursive: true, force: true })
-      }
+      })()
+      await closing
     }
+    // Also on SIGINT/SIGTERM (stopEverything): the scratch directory holds a private key.
+    const removeCleanup = onCleanup(close)
+    return { authority: started, keyFile, clientId, dir, close }
   } catch (error) {
     await authority?.close()
     rmSync(dir, { recursive: true, force: true })

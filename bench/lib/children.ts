@@ -12,6 +12,10 @@ export interface PeerChild {
   readonly notes: readonly string[]
   /** CLOCK_MONOTONIC µs and memory usage inside the child, now. */
   readonly mark: () => Promise<{ readonly monotonicUs: number, readonly memory: NodeJS.MemoryUsage }>
+  /** Makes the child SIGTERM `pid` should this process die without stopping it (see protocol.ts). */
+  readonly watch: (pid: number) => void
+  /** Undoes watch (the process was stopped normally; its pid may be reused). */
+  readonly unwatch: (pid: number) => void
   /** Asks the child to close its servers and exit; kills it after `graceMs`. */
   readonly stop: (graceMs?: number) => Promise<void>
 }
@@ -63,6 +67,12 @@ export async function startPeer (spec: PeerSpec, options: { readonly execArgv?: 
       const reply = await ask({ type: 'mark' })
       if (reply.type !== 'mark') throw new Error(`unexpected reply ${reply.type}`)
       return reply
+    },
+    watch (pid) {
+      if (child.connected) child.send({ type: 'watch', pid })
+    },
+    unwatch (pid) {
+      if (child.connected) child.send({ type: 'unwatch', pid })
     },
     async stop (graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return

@@ -6,9 +6,13 @@ import { createServer, type AddressInfo } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { onCleanup } from './children.ts'
 
-/** /usr/sbin/nginx, else `nginx` on PATH; undefined when neither exists. */
+/** BENCH_NGINX (a path, or "off"), else /usr/sbin/nginx, else `nginx` on PATH; undefined when none is executable. */
 export function findNginx (): string | undefined {
-  const candidates = ['/usr/sbin/nginx', ...(process.env.PATH ?? '').split(delimiter).filter(dir => dir !== '').map(dir => join(dir, 'nginx'))]
+  const chosen = process.env.BENCH_NGINX
+  if (chosen === 'off') return undefined
+  const candidates = chosen !== undefined && chosen !== ''
+    ? [chosen]
+    : ['/usr/sbin/nginx', ...(process.env.PATH ?? '').split(delimiter).filter(dir => dir !== '').map(dir => join(dir, 'nginx'))]
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK)

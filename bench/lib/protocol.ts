@@ -11,6 +11,9 @@ export type PeerSpec =
 export type ParentMessage =
   | { readonly type: 'start', readonly spec: PeerSpec }
   | { readonly type: 'mark' }
+  /** Stop (SIGTERM) this process when the parent goes away: nginx, which cannot notice that itself. */
+  | { readonly type: 'watch', readonly pid: number }
+  | { readonly type: 'unwatch', readonly pid: number }
   | { readonly type: 'stop' }
 
 export type ChildReply =
