@@ -230,15 +230,21 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
     },
     clientErrorHandler: handleClientError
   })
+  const requestLines = deps.logger.child({}, { redact: { paths: [] } })
+  const requestCounts = new Map<string, { labels: { tenant: string, api: string, method: string, status: string }, count: number, reported: number }>()
   proxy.setErrorHandler(handleError)
   proxy.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_METHOD_NOT_ALLOWED', `method ${request.method} is not proxied`, request.id)))
   proxy.addHook('onResponse', async (request, reply) => {
     const context = requestContext(request.raw)
     if (context.tenant !== undefined && context.api !== undefined) {
-      deps.metrics.requests.inc({ tenant: context.tenant, api: context.api, method: request.method, status: String(reply.statusCode) })
+      const key = `${context.tenant}\u0000${context.api}\u0000${request.method}\u0000${reply.statusCode}`
+      const entry = requestCounts.get(key)
+      if (entry === undefined) requestCounts.set(key, { labels: { tenant: context.tenant, api: context.api, method: request.method, status: String(reply.statusCode) }, count: 1, reported: 0 })
+      else entry.count++
     }
-    logRequest(request, reply)
+    logRequest(requestLines, request, reply)
+    if (deps.config.audit.file === undefined) return
     const code = reply.getHeader(errorHeader)
     deps.audit.record({
       requestId: request.id,
@@ -267,7 +273,7 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
   admin.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_NOT_FOUND', `no admin route answers this ${request.method} request; this listener serves GET /healthz, /readyz, /metrics, /status, /docs and /openapi.json`, request.id)))
   admin.addHook('onRequest', async request => { deps.policy().adminGuard(request.headers, request.socket.remoteAddress, request.socket.localPort) })
-  admin.addHook('onResponse', async (request, reply) => { logRequest(request, reply) })
+  admin.addHook('onResponse', async (request, reply) => { logRequest(requestLines, request, reply) })
   admin.addSchema(statusReportSchema)
   admin.addSchema({ $id: 'Problem', ...problemSchema })
   await admin.register(swagger, {
@@ -321,6 +327,9 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
       keyExpiry: deps.keyExpiry.forTenant
     }),
     beforeMetrics: () => {
+      for (const entry of requestCounts.values()) {
+        if (entry.count > entry.reported) { deps.metrics.requests.inc(entry.labels, entry.count - entry.reported); entry.reported = entry.count }
+      }
       const nowMs = deps.clock.nowMs()
       deps.metrics.tokenExpiry.reset()
       for (const token of deps.tokens.snapshot()) {
@@ -337,9 +346,12 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
 }
 
 /** One line per request, by allowlist: method, masked path (no query), tenant, API, status, duration, request id. */
-function logRequest (request: FastifyRequest, reply: FastifyReply): void {
+function logRequest (lines: Logger, request: FastifyRequest, reply: FastifyReply): void {
+  // A reload may change the root logger's level; this child (without redaction, its fields are allowlisted) follows it.
+  if (lines.level !== request.log.level) lines.level = request.log.level
   const labels = requestContext(request.raw)
-  request.log.info({
+  lines.info({
+    reqId: request.id,
     req: request.raw,
     tenant: labels.tenant,
     api: labels.api,

@@ -1,6 +1,7 @@
 // One proxied call: token, fresh DPoP proof, upstream request, and the one-retry rules of RFC 9449.
 
 import type { Readable } from 'node:stream'
+import type { EventEmitter } from 'node:events'
 import type { Dispatcher } from 'undici'
 import type { Clock } from '../clock.ts'
 import type { ApiConfig } from '../config/config.ts'
@@ -22,7 +23,7 @@ export interface ForwardRequest {
   readonly headers: Readonly<Record<string, string | string[]>>
   /** A Buffer can be sent again on a retry; a stream cannot. */
   readonly body: Buffer | Readable | undefined
-  readonly signal?: AbortSignal
+  readonly signal?: AbortSignal | EventEmitter
 }
 
 /** What comes back to the caller as it is. */

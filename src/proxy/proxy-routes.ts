@@ -2,6 +2,7 @@
 // after the caller, its permissions, the allowlists and the limits have let it through.
 
 import type { IncomingMessage } from 'node:http'
+import { EventEmitter } from 'node:events'
 import { Readable, Transform } from 'node:stream'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { BrokerError } from '../errors.ts'
@@ -104,10 +105,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       }
       let isReleased = false
       const release = (): void => { if (!isReleased) { isReleased = true; options.upstreamSlots.release() } }
-      const abort = new AbortController()
+      // undici takes an EventEmitter that emits 'abort' as its signal: far cheaper than an AbortController per request
+      const abort = new EventEmitter()
       reply.raw.once('close', () => {
         release()
-        if (!reply.raw.writableFinished) abort.abort()
+        if (!reply.raw.writableFinished) abort.emit('abort')
       })
       try {
         const response = await options.forward({
@@ -119,7 +121,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
           htu,
           headers,
           body,
-          signal: abort.signal
+          signal: abort
         })
         context.upstreamHeaders = response.headers
         reply.code(response.statusCode).headers(toCallerHeaders(response.headers))

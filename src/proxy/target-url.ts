@@ -81,8 +81,10 @@ function checkSegment (segment: string): void {
 }
 
 /** Joins an API base URL (no trailing slash) and a checked path; verifies the result stays below the base. */
+const parsedBases = new Map<string, URL>()
 export function toUpstreamUrl (baseUrl: string, target: ProxyTarget): { readonly url: URL, readonly htu: string } {
-  const base = new URL(baseUrl)
+  let base = parsedBases.get(baseUrl)
+  if (base === undefined) { base = new URL(baseUrl); parsedBases.set(baseUrl, base) }
   const url = new URL(`${baseUrl}${target.path}${target.query === '' ? '' : `?${target.query}`}`)
   const basePath = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`
   if (url.origin !== base.origin || !(url.pathname === base.pathname || url.pathname.startsWith(basePath))) {
