@@ -1,7 +1,6 @@
 // The admin listener: liveness, readiness, metrics, status (never a token or key), docs and problem+json for the rest.
 
 import t, { type Test } from 'tap'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { decodeJwt } from 'jose'
@@ -13,20 +12,12 @@ import { loadTenantCredentials } from '../../src/keys/tenant-keys.ts'
 import { captureLogs } from '../helpers/capture-logs.ts'
 import { startTestBroker } from '../helpers/test-broker.ts'
 import { privateJwk, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+import { closedPort } from '../helpers/closed-port.ts'
 
 const events = (tenant: string): string => `/${tenant}/persontjenesten/api/v3/restricted-access/event/latest`
 
 interface Readiness { status: string, checks: Array<{ name: string, isReady: boolean, detail: string }> }
 
-/** A port nothing listens on (taken and released at once). */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => { server.listen(0, '127.0.0.1', resolve) })
-  const address = server.address()
-  await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 /** A broker from a real config file whose HelseID issuer is http://127.0.0.1:port, started while nothing answers there. */
 async function startBrokerWithoutAuthority (t: Test, port: number): Promise<RunningBroker> {

@@ -1,6 +1,7 @@
 // Loopback endpoints for the doctor tests: a test CA and a localhost certificate, an https server, a plain http server, a closed port and a CONNECT proxy.
 
 import type { Test } from 'tap'
+export { closedPort } from '../helpers/closed-port.ts'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
@@ -59,15 +60,6 @@ export async function startHttpsServer (t: Test, pki: TestPki): Promise<number> 
 /** A plain http server (where TLS is expected, it answers the ClientHello with 400). Returns its port. */
 export async function startPlainServer (t: Test): Promise<number> {
   return await listen(t, createHttpServer((_request, response) => { response.writeHead(200).end('plain') }))
-}
-
-/** A port nothing listens on (bound once, then closed). */
-export async function closedPort (): Promise<number> {
-  const server = createHttpServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 /** A CONNECT proxy on loopback that records every tunnel asked for and answers 502 when the target cannot be reached, as Squid does. */

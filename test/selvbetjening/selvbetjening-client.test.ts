@@ -1,7 +1,6 @@
 // The Selvbetjening client against the fake API: tokens through the broker's cache, a proof per call, the nonce retry, strict parsing.
 
 import t, { type Test } from 'tap'
-import { createServer } from 'node:net'
 import { decodeJwt } from 'jose'
 import { selvbetjeningClientScope } from '../../src/demo/fake-selvbetjening.ts'
 import { BrokerError } from '../../src/errors.ts'
@@ -9,6 +8,7 @@ import { findClientSecret, parseClientSecretList, parseRegisteredClientSecret, S
 import { createSelvbetjeningClient, selvbetjeningScope, type SelvbetjeningCaller } from '../../src/selvbetjening/selvbetjening-client.ts'
 import { privateJwk, privateValues, publicOnly } from '../fixtures/client-key-files.ts'
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts'
+import { closedPort } from '../helpers/closed-port.ts'
 
 function callerOf (broker: TestBroker, tenant: string): SelvbetjeningCaller {
   const runtime = broker.broker.deps.tenants.get(tenant)
@@ -16,15 +16,6 @@ function callerOf (broker: TestBroker, tenant: string): SelvbetjeningCaller {
   return { tenant, clientId: runtime.credentials.clientId, key: runtime.credentials.key, dpopKey: runtime.dpopKey }
 }
 
-/** A port nothing listens on (taken and released at once). */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => { server.listen(0, '127.0.0.1', resolve) })
-  const address = server.address()
-  await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 async function rejection (t: Test, promise: Promise<unknown>): Promise<unknown> {
   try {
