@@ -1,7 +1,7 @@
 // `doctor`: can this server reach HelseID, Selvbetjening and every API (DNS, TCP, proxy, TLS, HTTP), is its clock right, and does HelseID issue each tenant a token.
 
 import type { CliIo } from '../cli.ts'
-import { createDependencies } from '../app.ts'
+import { loadConfigFiles, withDependencies } from './load-files.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { loadConfig } from '../config/load-config.ts'
 import { formatDoctorReport, isHealthy } from '../doctor/doctor-report.ts'
@@ -10,9 +10,6 @@ import { runDoctor, type TokenCheck } from '../doctor/run-doctor.ts'
 import { BrokerError, IdpRejectedError, exitCodes } from '../errors.ts'
 import { loadCaCertificates } from '../http/ca-file.ts'
 import type { ProxyEnvironment } from '../http/egress.ts'
-import { loadTenantCredentials } from '../keys/tenant-keys.ts'
-import { createLogger } from '../logging.ts'
-import { loadCallerSecrets } from '../security/caller-secrets.ts'
 
 export interface DoctorCommand {
   readonly configPath: string
@@ -35,13 +32,11 @@ export async function runDoctorCommand (command: DoctorCommand, io: CliIo): Prom
   const config = await loadConfig(command.configPath)
   const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
   const extraCa = config.egress.caFile === undefined ? [] : await loadCaCertificates(config.egress.caFile)
-  const credentials = await loadTenantCredentials(config, fileOptions)
-  const callerSecrets = await loadCallerSecrets(config, fileOptions)
+  const files = await loadConfigFiles(config, fileOptions)
   const env = command.env ?? process.env
   const clock = command.clock ?? systemClock
   // One attempt per token: doctor reports what HelseID answers now, it does not wait out an outage.
-  const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets, env, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } })
-  try {
+  return await withDependencies(files, { env, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }, async deps => {
     const checkToken = async (tenantName: string, apiName: string): Promise<TokenCheck> => {
       const api = deps.tenants.get(tenantName)?.apis.get(apiName)
       if (api === undefined) return { ok: false, code: 'BROKER_API_NOT_FOUND', message: `tenant ${tenantName} has no API ${apiName}` }
@@ -64,7 +59,5 @@ export async function runDoctorCommand (command: DoctorCommand, io: CliIo): Prom
     })
     for (const line of formatDoctorReport(report)) io.out(line)
     return isHealthy(report) ? exitCodes.ok : exitCodes.failure
-  } finally {
-    await deps.close()
-  }
+  })
 }

@@ -1,12 +1,9 @@
 // `keys rotate`: rotate the key of a tenant's client file through the Selvbetjening API, never losing the working key.
 
 import type { CliIo } from '../cli.ts'
-import { createDependencies } from '../app.ts'
+import { loadConfigFiles, withDependencies } from './load-files.ts'
 import { loadConfig } from '../config/load-config.ts'
 import { BrokerError, exitCodes } from '../errors.ts'
-import { loadTenantCredentials } from '../keys/tenant-keys.ts'
-import { createLogger } from '../logging.ts'
-import { loadCallerSecrets } from '../security/caller-secrets.ts'
 import { KeyRotationError, rotateClientKey, rotationSteps, rotationTargetOf, type RotationStep } from '../selvbetjening/key-rotation.ts'
 
 export interface KeysRotateCommand {
@@ -34,41 +31,39 @@ export async function runKeysRotate (command: KeysRotateCommand, io: CliIo): Pro
     return exitCodes.usage
   }
   const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
-  const credentials = await loadTenantCredentials(config, fileOptions)
-  // createDependencies wants every caller's secret when callers are configured; loading them checks them too.
-  const callerSecrets = await loadCallerSecrets(config, fileOptions)
-  const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
-  try {
-    const target = rotationTargetOf(deps.tenants, command.tenant)
-    io.out(`Rotating the key of client ${target.clientId} (tenants: ${target.tenants.join(', ')}) in ${target.file}`)
-    io.out(`  current key ${target.caller.key.kid} (${target.caller.key.alg}, ${target.caller.key.sizeBits} bits)`)
-    const pauseAfter = command.pauseAfter
-    const result = await rotateClientKey(target, {
-      selvbetjening: deps.selvbetjening,
-      tokens: deps.tokens,
-      clock: deps.clock,
-      fileOptions,
-      onProgress: (_step, detail) => { io.out(`  ${detail}`) },
-      onResolved: resolution => {
-        if (resolution.outcome === 'discarded') io.out(`  discarded the pending key ${resolution.kid} of an earlier rotation (${resolution.reason}); kept as ${resolution.discardedFile}`)
-        else if (resolution.outcome === 'pending-promoted') io.out(`  the pending key ${resolution.key.kid} of an interrupted rotation works: promoted`)
-      },
-      ...(pauseAfter === undefined ? {} : { pauseAfter: { step: pauseAfter, pause: async () => { await pauseForever(pauseAfter, io) } } })
-    })
-    if (result.outcome === 'pending-promoted') {
-      io.out(`A pending key from an interrupted rotation was accepted by HelseID and promoted; no second key was made.`)
+  // The tenant is checked above, before any key file is read: an unknown tenant is a usage error whatever the files hold.
+  const files = await loadConfigFiles(config, fileOptions)
+  return await withDependencies(files, {}, async deps => {
+    try {
+      const target = rotationTargetOf(deps.tenants, command.tenant)
+      io.out(`Rotating the key of client ${target.clientId} (tenants: ${target.tenants.join(', ')}) in ${target.file}`)
+      io.out(`  current key ${target.caller.key.kid} (${target.caller.key.alg}, ${target.caller.key.sizeBits} bits)`)
+      const pauseAfter = command.pauseAfter
+      const result = await rotateClientKey(target, {
+        selvbetjening: deps.selvbetjening,
+        tokens: deps.tokens,
+        clock: deps.clock,
+        fileOptions,
+        onProgress: (_step, detail) => { io.out(`  ${detail}`) },
+        onResolved: resolution => {
+          if (resolution.outcome === 'discarded') io.out(`  discarded the pending key ${resolution.kid} of an earlier rotation (${resolution.reason}); kept as ${resolution.discardedFile}`)
+          else if (resolution.outcome === 'pending-promoted') io.out(`  the pending key ${resolution.key.kid} of an interrupted rotation works: promoted`)
+        },
+        ...(pauseAfter === undefined ? {} : { pauseAfter: { step: pauseAfter, pause: async () => { await pauseForever(pauseAfter, io) } } })
+      })
+      if (result.outcome === 'pending-promoted') {
+        io.out(`A pending key from an interrupted rotation was accepted by HelseID and promoted; no second key was made.`)
+      }
+      io.out(`Done: ${target.file} holds key ${result.key.kid}${result.expiration === null ? '' : `, expiring ${result.expiration}`} (previous key ${result.previousKid}).`)
+      if (result.backupFile !== null) io.out(`The previous key file is kept as ${result.backupFile}; it stays registered until it expires or is removed in Selvbetjening.`)
+      io.out('Restart (or reload) running brokers that use this file, so they sign with the new key; with keys.autoRotate the broker rotates by itself.')
+      return exitCodes.ok
+    } catch (error) {
+      if (!(error instanceof KeyRotationError || error instanceof BrokerError)) throw error
+      io.err(`${error instanceof BrokerError ? `${error.code}: ` : ''}${error.message}`)
+      return exitCodes.failure
     }
-    io.out(`Done: ${target.file} holds key ${result.key.kid}${result.expiration === null ? '' : `, expiring ${result.expiration}`} (previous key ${result.previousKid}).`)
-    if (result.backupFile !== null) io.out(`The previous key file is kept as ${result.backupFile}; it stays registered until it expires or is removed in Selvbetjening.`)
-    io.out('Restart (or reload) running brokers that use this file, so they sign with the new key; with keys.autoRotate the broker rotates by itself.')
-    return exitCodes.ok
-  } catch (error) {
-    if (!(error instanceof KeyRotationError || error instanceof BrokerError)) throw error
-    io.err(`${error instanceof BrokerError ? `${error.code}: ` : ''}${error.message}`)
-    return exitCodes.failure
-  } finally {
-    await deps.close()
-  }
+  })
 }
 
 async function pauseForever (step: RotationStep, io: CliIo): Promise<never> {

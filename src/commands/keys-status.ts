@@ -1,10 +1,8 @@
 // `keys status`: per tenant the client key (id, algorithm, size, file) and its expiry from the Selvbetjening API.
 
 import type { CliIo } from '../cli.ts'
-import { loadConfigFiles } from './load-files.ts'
-import { createDependencies } from '../app.ts'
+import { loadConfigFiles, withDependencies } from './load-files.ts'
 import { exitCodes } from '../errors.ts'
-import { createLogger } from '../logging.ts'
 import type { KeyExpiry } from '../selvbetjening/key-expiry.ts'
 
 export interface KeysStatusCommand {
@@ -15,9 +13,8 @@ export interface KeysStatusCommand {
 
 /** Prints the table; exit 0, or 1 when a key's expiry could not be read or a key has expired. */
 export async function runKeysStatus (command: KeysStatusCommand, io: CliIo): Promise<number> {
-  const { config, credentials, callerSecrets } = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
-  const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
-  try {
+  const files = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
+  return await withDependencies(files, {}, async deps => {
     const expiries = await deps.keyExpiry.checkNow()
     const rows = [...deps.tenants.values()].map(tenant => {
       const { key } = tenant.credentials
@@ -34,7 +31,7 @@ export async function runKeysStatus (command: KeysStatusCommand, io: CliIo): Pro
         stateOf(expiry)
       ]
     })
-    io.out(`Key expiry from ${deps.selvbetjening.baseUrl} (warn below ${config.keys.warnDays} days)`)
+    io.out(`Key expiry from ${deps.selvbetjening.baseUrl} (warn below ${files.config.keys.warnDays} days)`)
     io.out(formatTable(['TENANT', 'CLIENT ID', 'KEY ID', 'ALG', 'BITS', 'FILE', 'EXPIRES', 'DAYS LEFT', 'STATE'], rows))
     for (const expiry of expiries) {
       if (expiry.lastError !== null) io.err(`${expiry.tenants.join(', ')}: could not read the key's expiry: ${expiry.lastError}`)
@@ -43,9 +40,7 @@ export async function runKeysStatus (command: KeysStatusCommand, io: CliIo): Pro
     }
     const isOk = expiries.every(expiry => expiry.lastError === null && !expiry.isExpired)
     return isOk ? exitCodes.ok : exitCodes.failure
-  } finally {
-    await deps.close()
-  }
+  })
 }
 
 function stateOf (expiry: KeyExpiry | undefined): string {

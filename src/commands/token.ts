@@ -2,10 +2,8 @@
 
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import type { CliIo } from '../cli.ts'
-import { loadConfigFiles } from './load-files.ts'
-import { createDependencies } from '../app.ts'
+import { loadConfigFiles, withDependencies } from './load-files.ts'
 import { BrokerError, exitCodes } from '../errors.ts'
-import { createLogger } from '../logging.ts'
 
 export interface TokenCommand {
   readonly configPath: string
@@ -18,42 +16,41 @@ export interface TokenCommand {
 
 /** Fetches a token; exit 0 with claims printed, 1 when HelseID refuses or cannot be reached, 64 for an unknown tenant or API. */
 export async function runToken (command: TokenCommand, io: CliIo): Promise<number> {
-  const { config, credentials, callerSecrets } = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
-  const deps = await createDependencies(config, credentials, createLogger('silent'), { callerSecrets })
-  try {
-    const tenant = deps.tenants.get(command.tenant)
-    if (tenant === undefined) {
-      io.err(`no tenant named "${command.tenant}" in ${config.source}; configured: ${[...deps.tenants.keys()].join(', ')}`)
-      return exitCodes.usage
-    }
-    const api = tenant.apis.get(command.api)
-    if (api === undefined) {
-      io.err(`tenant "${command.tenant}" has no API "${command.api}"; it has: ${[...tenant.apis.keys()].join(', ')}`)
-      return exitCodes.usage
-    }
-    const token = await deps.tokens.getToken({ tenant: command.tenant, api: command.api }, api.tokenRequest)
-    const summary: Record<string, unknown> = {
-      tenant: command.tenant,
-      api: command.api,
-      tokenType: 'DPoP',
-      scopes: token.scopes,
-      expiresInSeconds: Math.round((token.expiresAtMs - token.issuedAtMs) / 1000),
-      dpopKeyThumbprint: token.dpopJkt
-    }
+  const files = await loadConfigFiles(command.configPath, { allowInsecurePermissions: command.allowInsecurePermissions === true })
+  return await withDependencies(files, {}, async deps => {
     try {
-      summary.header = decodeProtectedHeader(token.value)
-      summary.claims = decodeJwt(token.value)
-    } catch {
-      summary.claims = '(the token is not a JWT; its contents cannot be shown)'
+      const tenant = deps.tenants.get(command.tenant)
+      if (tenant === undefined) {
+        io.err(`no tenant named "${command.tenant}" in ${files.config.source}; configured: ${[...deps.tenants.keys()].join(', ')}`)
+        return exitCodes.usage
+      }
+      const api = tenant.apis.get(command.api)
+      if (api === undefined) {
+        io.err(`tenant "${command.tenant}" has no API "${command.api}"; it has: ${[...tenant.apis.keys()].join(', ')}`)
+        return exitCodes.usage
+      }
+      const token = await deps.tokens.getToken({ tenant: command.tenant, api: command.api }, api.tokenRequest)
+      const summary: Record<string, unknown> = {
+        tenant: command.tenant,
+        api: command.api,
+        tokenType: 'DPoP',
+        scopes: token.scopes,
+        expiresInSeconds: Math.round((token.expiresAtMs - token.issuedAtMs) / 1000),
+        dpopKeyThumbprint: token.dpopJkt
+      }
+      try {
+        summary.header = decodeProtectedHeader(token.value)
+        summary.claims = decodeJwt(token.value)
+      } catch {
+        summary.claims = '(the token is not a JWT; its contents cannot be shown)'
+      }
+      io.out(JSON.stringify(summary, null, 2))
+      if (command.showToken) io.out(token.value)
+      return exitCodes.ok
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error
+      io.err(`${error.code}: ${error.message}`)
+      return exitCodes.failure
     }
-    io.out(JSON.stringify(summary, null, 2))
-    if (command.showToken) io.out(token.value)
-    return exitCodes.ok
-  } catch (error) {
-    if (!(error instanceof BrokerError)) throw error
-    io.err(`${error.code}: ${error.message}`)
-    return exitCodes.failure
-  } finally {
-    await deps.close()
-  }
+  })
 }

@@ -1,12 +1,13 @@
-// Loopback endpoints for the doctor tests: a test CA and a localhost certificate, an https server, a plain http server, a closed port and a CONNECT proxy.
+// Loopback endpoints for the doctor tests: a test CA and a localhost certificate, an https server, a plain http server, a closed port and a CONNECT proxy that answers like Squid.
 
 import type { Test } from 'tap'
 export { closedPort } from '../helpers/closed-port.ts'
+import { startConnectProxy as startSharedConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.ts'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -63,35 +64,6 @@ export async function startPlainServer (t: Test): Promise<number> {
 }
 
 /** A CONNECT proxy on loopback that records every tunnel asked for and answers 502 when the target cannot be reached, as Squid does. */
-export async function startConnectProxy (t: Test): Promise<{ url: string, port: number, tunnels: string[] }> {
-  const tunnels: string[] = []
-  const sockets = new Set<Socket>()
-  const server: Server = createHttpServer((_request, response) => { response.writeHead(405).end() })
-  server.on('connect', (request, clientSocket: Socket, head: Buffer) => {
-    const target = request.url ?? ''
-    tunnels.push(target)
-    const separator = target.lastIndexOf(':')
-    let isConnected = false
-    const upstream = connect(Number(target.slice(separator + 1)), target.slice(0, separator).replace(/^\[(.*)\]$/, '$1'))
-    upstream.once('connect', () => {
-      isConnected = true
-      clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      upstream.write(head)
-      upstream.pipe(clientSocket)
-      clientSocket.pipe(upstream)
-    })
-    upstream.on('error', () => {
-      if (isConnected) clientSocket.destroy()
-      else clientSocket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n')
-    })
-    clientSocket.on('error', () => { upstream.destroy() })
-    for (const socket of [clientSocket, upstream]) {
-      sockets.add(socket)
-      socket.on('close', () => sockets.delete(socket))
-    }
-  })
-  // Tunnels are detached from the HTTP server, so they are destroyed before it is closed.
-  t.teardown(() => { for (const socket of sockets) socket.destroy() })
-  const port = await listen(t, server)
-  return { url: `http://127.0.0.1:${port}`, port, tunnels }
+export async function startConnectProxy (t: Test): Promise<ConnectProxy> {
+  return await startSharedConnectProxy(t, { unreachable: 'bad-gateway' })
 }

@@ -1,37 +1,6 @@
-import t, { type Test } from 'tap'
-import { createServer, type Server } from 'node:http'
-import { connect, type Socket } from 'node:net'
-import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { startConnectProxy } from '../helpers/connect-proxy.ts'
 import { startTestBroker } from '../helpers/test-broker.ts'
-
-/** A minimal CONNECT proxy on loopback that records every tunnel it opens. */
-async function startConnectProxy (t: Test): Promise<{ url: string, tunnels: string[] }> {
-  const tunnels: string[] = []
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((_request, response) => { response.writeHead(405).end() })
-  server.on('connect', (request, clientSocket: Socket, head: Buffer) => {
-    const target = request.url ?? ''
-    tunnels.push(target)
-    const [host, port] = target.split(':')
-    const upstream = connect(Number(port), host ?? '127.0.0.1', () => {
-      clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      upstream.write(head)
-      upstream.pipe(clientSocket)
-      clientSocket.pipe(upstream)
-    })
-    for (const socket of [clientSocket, upstream]) {
-      sockets.add(socket)
-      socket.on('error', () => { clientSocket.destroy(); upstream.destroy() })
-      socket.on('close', () => sockets.delete(socket))
-    }
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    for (const socket of sockets) socket.destroy()
-    await new Promise(resolve => server.close(resolve))
-  })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tunnels }
-}
 
 t.test('with egress.proxy set, HelseID and the API are reached only through the proxy', async t => {
   const proxy = await startConnectProxy(t)
