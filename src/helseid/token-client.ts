@@ -9,7 +9,7 @@ import type { Discovery } from './discovery.ts'
 import type { NonceStore } from './dpop-nonces.ts'
 import { accessTokenHash, type DpopKey } from './dpop-key.ts'
 import type { FetchLike } from './fetch-like.ts'
-import { parseTokenResponse } from './token-response.ts'
+import { parseTokenResponse, type TokenResponseOutcome } from './token-response.ts'
 import { networkErrorCode } from '../http/network-error.ts'
 
 /** Everything that decides which token HelseID issues. */
@@ -50,12 +50,36 @@ export interface TokenClient {
 
 /** Creates the token client for one issuer. */
 export function createTokenClient (options: TokenClientOptions): TokenClient {
+  // Per token endpoint origin, while no nonce is known for it: the first request, settled once it is answered.
+  const learning = new Map<string, Promise<void>>()
+
+  /**
+   * Sends `exchange` at once when a nonce is known or nobody is learning one; otherwise waits until the request
+   * that is learning it has been answered, however that ended, and then sends (with whatever nonce it left).
+   */
+  const afterFirstNonce = async <T>(nonceKey: string, exchange: () => Promise<T>): Promise<T> => {
+    if (options.nonces.get(nonceKey) !== undefined) return await exchange()
+    const running = learning.get(nonceKey)
+    if (running !== undefined) {
+      await running
+      return await exchange()
+    }
+    const sent = exchange()
+    // Never rejects: the others go on however this request ends (token, use_dpop_nonce, refusal, timeout).
+    learning.set(nonceKey, sent.then(() => {}, () => {}))
+    try {
+      return await sent
+    } finally {
+      learning.delete(nonceKey)
+    }
+  }
+
   return {
     async fetchToken (request) {
       const metadata = await options.discovery.get()
       const nonceKey = new URL(metadata.tokenEndpoint).origin
-      // RFC 9449 §8: answer use_dpop_nonce exactly once, with the nonce the server just gave.
-      for (let attempt = 0; ; attempt++) {
+      /** One token endpoint call with the current nonce; remembers the nonce the answer carries. */
+      const exchange = async (): Promise<{ outcome: TokenResponseOutcome, newNonce: string | null }> => {
         const nowMs = options.clock.nowMs()
         const nonce = options.nonces.get(nonceKey)
         const proof = request.dpopKey.proof(
@@ -80,7 +104,12 @@ export function createTokenClient (options: TokenClientOptions): TokenClient {
         const response = await send(options, metadata.tokenEndpoint, proof, body)
         const newNonce = response.headers.get('dpop-nonce')
         if (newNonce !== null && newNonce !== '') options.nonces.set(nonceKey, newNonce)
-        const outcome = parseTokenResponse(response.status, response.text)
+        return { outcome: parseTokenResponse(response.status, response.text), newNonce }
+      }
+      // On a cold start only one request per token endpoint does the nonce handshake; the rest wait for its nonce.
+      // RFC 9449 §8: answer use_dpop_nonce exactly once, with the nonce the server just gave.
+      for (let attempt = 0; ; attempt++) {
+        const { outcome, newNonce } = attempt === 0 ? await afterFirstNonce(nonceKey, exchange) : await exchange()
         if (outcome.kind === 'nonce-required' && attempt === 0 && newNonce !== null && newNonce !== '') {
           options.onNonceRequested?.()
           continue
