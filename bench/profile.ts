@@ -1,4 +1,5 @@
-// node dist/bench/profile.js: a CPU profile (node --cpu-prof) of the broker under 16-connection load, and a summary
+// node dist/bench/profile.js: a CPU profile (node --cpu-prof) of the broker under load (16 connections unless
+// BENCH_PROFILE_CONNECTIONS says otherwise), and a summary
 // of where its time goes (self time, inclusive time, by package) during the measured window only.
 //
 // Environment: BENCH_PROFILE_SECONDS (default 10), BENCH_PROFILE_PEER (helseid-broker | fastify-proxy), BENCH_TENANTS
@@ -19,6 +20,7 @@ import { describeMachine } from './lib/machine.ts'
 const seconds = Number(process.env.BENCH_PROFILE_SECONDS ?? '10')
 const peer = process.env.BENCH_PROFILE_PEER ?? 'helseid-broker'
 const tenantCount = Number(process.env.BENCH_TENANTS ?? '100')
+const connections = Number(process.env.BENCH_PROFILE_CONNECTIONS ?? '16')
 const top = 30
 
 async function main (): Promise<void> {
@@ -42,14 +44,14 @@ async function main (): Promise<void> {
     const paths = isBroker ? brokerPaths(tenants) : [personPath]
     await forEachLimited(paths, 10, async path => { await expectPerson(child.url, path) })
     // Warm-up (JIT) outside the window, then the measured window.
-    await measureLoad({ origin: child.url, paths, connections: 16, seconds: 2, warmupSeconds: 0 })
+    await measureLoad({ origin: child.url, paths, connections, seconds: 2, warmupSeconds: 0 })
     await waitForQuiet(quietPolicy.thresholdCores, quietPolicy.maxWaitMs)
     const from = await child.mark()
-    const result = await runLoad({ origin: child.url, paths, connections: 16, seconds, peerPid: child.pid })
+    const result = await runLoad({ origin: child.url, paths, connections, seconds, peerPid: child.pid })
     const to = await child.mark()
     window = { fromUs: from.monotonicUs, toUs: to.monotonicUs }
     rps = result.rps
-    console.log(`${peer}: ${result.rps.toFixed(0)} req/s at 16 connections under the profiler, ${result.peerCpuUsPerRequest.toFixed(0)} µs CPU per request (process total, all threads; other programs ${result.foreignCores.toFixed(2)} cores)`)
+    console.log(`${peer}: ${result.rps.toFixed(0)} req/s at ${connections} connection(s) under the profiler, ${result.peerCpuUsPerRequest.toFixed(0)} µs CPU per request (process total, all threads; other programs ${result.foreignCores.toFixed(2)} cores)`)
     await child.stop()
   } finally {
     await stopEverything()

@@ -1,7 +1,7 @@
 // Composition root: builds the services once from config, then mounts them on the proxy and admin listeners.
 
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
@@ -18,23 +18,22 @@ import { createDiscovery, type Discovery } from './helseid/discovery.ts'
 import { createNonceStore } from './helseid/dpop-nonces.ts'
 import type { FetchLike } from './helseid/fetch-like.ts'
 import { createTokenClient } from './helseid/token-client.ts'
-import { errorHeader, handleError, sendProblem, toProblem } from './http/problem.ts'
+import { handleError, sendProblem, toProblem } from './http/problem.ts'
 import { BrokerError, ConfigError } from './errors.ts'
 import type { TenantCredentials } from './keys/tenant-keys.ts'
 import { createForwarder } from './proxy/forwarder.ts'
 import { createProxyPolicy, type ProxyPolicy } from './proxy/proxy-policy.ts'
 import { reloadBroker, type LoadedConfig } from './reload.ts'
-import { proxyRoutes } from './proxy/proxy-routes.ts'
-import { requestContext } from './proxy/request-labels.ts'
-import { createAuditLog, upstreamRequestIdOf, type AuditLog } from './security/audit-log.ts'
+import { createProxyServer, type ProxyServer } from './proxy/proxy-server.ts'
+import { createRequestLines, createRequestRecorder } from './proxy/request-record.ts'
+import { createAuditLog, type AuditLog } from './security/audit-log.ts'
 import type { CallerSecret } from './security/caller-secrets.ts'
-import { handleClientError, handleFrameworkError } from './security/client-error.ts'
+import { handleFrameworkError } from './security/client-error.ts'
 import { createConcurrencyLimit } from './security/concurrency-limit.ts'
 import { createRateLimiter } from './security/rate-limiter.ts'
 import { createKeyExpiryService, keyExpiryReadiness, type KeyExpiryService } from './selvbetjening/key-expiry.ts'
 import { createKeyRotationService, type KeyRotationService } from './selvbetjening/key-rotation-service.ts'
 import { createSelvbetjeningClient, type SelvbetjeningClient } from './selvbetjening/selvbetjening-client.ts'
-import { maskPath } from './logging.ts'
 import { createUpstreamAgent } from './proxy/upstream.ts'
 import { createTenantRuntimes, type TenantRuntime } from './tenants.ts'
 import { createTokenService, type TokenService } from './tokens/token-service.ts'
@@ -198,82 +197,57 @@ export async function createDependencies (
 
 /** The two listeners, built but not yet listening. */
 export interface BrokerServers {
-  readonly proxy: FastifyInstance
+  readonly proxy: ProxyServer
   readonly admin: FastifyInstance
 }
 
 /** Mounts ready-made services on the proxy and admin listeners. */
 export async function buildServers (deps: BrokerDependencies): Promise<BrokerServers> {
-  const loggerInstance = deps.logger as unknown as FastifyBaseLogger
-  const common = {
-    loggerInstance,
-    // Request lines are ours (logRequest): by allowlist, one per request.
+  const { config } = deps
+  const limits = config.limits
+  const writeLine = createRequestLines(deps.logger)
+  const recorder = createRequestRecorder({
+    writeLine,
+    metrics: deps.metrics,
+    audit: deps.audit,
+    isAuditEnabled: () => deps.config.audit.file !== undefined
+  })
+  const upstreamSlots = createConcurrencyLimit(limits.maxConcurrentUpstream)
+  const proxy = createProxyServer(limits, {
+    policy: deps.policy,
+    forward: createForwarder({
+      tokens: deps.tokens,
+      nonces: createNonceStore(),
+      clock: deps.clock,
+      metrics: deps.metrics,
+      agentFor: deps.agentFor,
+      isBusy: () => upstreamSlots.inFlight() > 1
+    }),
+    rateLimiter: createRateLimiter(deps.clock),
+    upstreamSlots,
+    logger: deps.logger,
+    onComplete: recorder.record
+  })
+
+  // The admin listener is Fastify (schemas, OpenAPI, Swagger UI); the proxy listener is plain node:http (the hot path).
+  const admin = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    // Request lines are ours (createRequestLines): by allowlist, one per request.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     requestIdHeader: false as const,
     return503OnClosing: true,
     // Router errors (undecodable paths) as problem+json, never echoing the path.
     frameworkErrors: handleFrameworkError
-  }
-
-  const { config } = deps
-  const limits = config.limits
-  const proxy = Fastify({
-    ...common,
-    requestTimeout: limits.requestTimeoutMs,
-    keepAliveTimeout: limits.idleTimeoutMs,
-    http: {
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: Math.min(limits.requestTimeoutMs, 60_000),
-      // Node checks request timeouts on this interval; the default (30 s) would let slow senders linger.
-      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(limits.requestTimeoutMs / 4)))
-    },
-    clientErrorHandler: handleClientError
   })
-  const requestLines = deps.logger.child({}, { redact: { paths: [] } })
-  const requestCounts = new Map<string, { labels: { tenant: string, api: string, method: string, status: string }, count: number, reported: number }>()
-  proxy.setErrorHandler(handleError)
-  proxy.setNotFoundHandler((request, reply) => sendProblem(reply,
-    toProblem('BROKER_METHOD_NOT_ALLOWED', `method ${request.method} is not proxied`, request.id)))
-  proxy.addHook('onResponse', async (request, reply) => {
-    const context = requestContext(request.raw)
-    if (context.tenant !== undefined && context.api !== undefined) {
-      const key = `${context.tenant}\u0000${context.api}\u0000${request.method}\u0000${reply.statusCode}`
-      const entry = requestCounts.get(key)
-      if (entry === undefined) requestCounts.set(key, { labels: { tenant: context.tenant, api: context.api, method: request.method, status: String(reply.statusCode) }, count: 1, reported: 0 })
-      else entry.count++
-    }
-    logRequest(requestLines, request, reply)
-    if (deps.config.audit.file === undefined) return
-    const code = reply.getHeader(errorHeader)
-    deps.audit.record({
-      requestId: request.id,
-      caller: context.caller?.name,
-      tenant: context.tenant,
-      api: context.api,
-      method: request.method,
-      path: maskPath(request.raw.url ?? ''),
-      status: reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      code: typeof code === 'string' ? code : undefined,
-      upstreamRequestId: context.upstreamHeaders === undefined ? undefined : upstreamRequestIdOf(context.upstreamHeaders)
-    })
-  })
-  const forward = createForwarder({ tokens: deps.tokens, nonces: createNonceStore(), clock: deps.clock, metrics: deps.metrics, agentFor: deps.agentFor })
-  await proxy.register(proxyRoutes, {
-    policy: deps.policy,
-    forward,
-    rateLimiter: createRateLimiter(deps.clock),
-    upstreamSlots: createConcurrencyLimit(limits.maxConcurrentUpstream)
-  })
-
-  const admin = Fastify(common)
   admin.setErrorHandler(handleError)
   // The path is not echoed: a mistaken proxy call on this port may carry personal data in it.
   admin.setNotFoundHandler((request, reply) => sendProblem(reply,
     toProblem('BROKER_NOT_FOUND', `no admin route answers this ${request.method} request; this listener serves GET /healthz, /readyz, /metrics, /status, /docs and /openapi.json`, request.id)))
   admin.addHook('onRequest', async request => { deps.policy().adminGuard(request.headers, request.socket.remoteAddress, request.socket.localPort) })
-  admin.addHook('onResponse', async (request, reply) => { logRequest(requestLines, request, reply) })
+  admin.addHook('onResponse', async (request, reply) => {
+    writeLine({ requestId: request.id, request: request.raw, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 })
+  })
   admin.addSchema(statusReportSchema)
   admin.addSchema({ $id: 'Problem', ...problemSchema })
   await admin.register(swagger, {
@@ -327,9 +301,7 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
       keyExpiry: deps.keyExpiry.forTenant
     }),
     beforeMetrics: () => {
-      for (const entry of requestCounts.values()) {
-        if (entry.count > entry.reported) { deps.metrics.requests.inc(entry.labels, entry.count - entry.reported); entry.reported = entry.count }
-      }
+      recorder.flushCounts()
       const nowMs = deps.clock.nowMs()
       deps.metrics.tokenExpiry.reset()
       for (const token of deps.tokens.snapshot()) {
@@ -343,22 +315,6 @@ export async function buildServers (deps: BrokerDependencies): Promise<BrokerSer
     }
   })
   return { proxy, admin }
-}
-
-/** One line per request, by allowlist: method, masked path (no query), tenant, API, status, duration, request id. */
-function logRequest (lines: Logger, request: FastifyRequest, reply: FastifyReply): void {
-  // A reload may change the root logger's level; this child (without redaction, its fields are allowlisted) follows it.
-  if (lines.level !== request.log.level) lines.level = request.log.level
-  const labels = requestContext(request.raw)
-  lines.info({
-    reqId: request.id,
-    req: request.raw,
-    tenant: labels.tenant,
-    api: labels.api,
-    caller: labels.caller?.name,
-    status: reply.statusCode,
-    durationMs: Math.round(reply.elapsedTime * 10) / 10
-  }, 'request completed')
 }
 
 function readiness (deps: BrokerDependencies): readonly ReadinessCheck[] {
@@ -388,14 +344,11 @@ async function drainAndClose (deps: BrokerDependencies, servers: BrokerServers, 
   // in-flight ones finish; past the bound, the remaining connections are cut.
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<'timeout'>(resolve => { timer = setTimeout(() => { resolve('timeout') }, drainTimeoutMs) })
-  // A keep-alive connection whose last request has finished would otherwise hold the close open until it idles out.
-  const idleSweep = setInterval(() => { servers.proxy.server.closeIdleConnections() }, 50)
   const outcome = await Promise.race([servers.proxy.close().then(() => 'drained' as const), deadline])
   clearTimeout(timer)
-  clearInterval(idleSweep)
   if (outcome === 'timeout') {
     deps.logger.warn({ drainTimeoutMs }, 'drain timed out; closing remaining connections')
-    servers.proxy.server.closeAllConnections()
+    servers.proxy.closeAllConnections()
     await servers.proxy.close()
   }
   await servers.admin.close()
@@ -427,7 +380,7 @@ export async function startBroker (
   }
   const servers = await buildServers(deps)
   const listen = options.listen ?? config.listen
-  const proxyUrl = await servers.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port })
+  const proxyUrl = await servers.proxy.listen(listen.proxy)
   let adminUrl: string
   try {
     adminUrl = await servers.admin.listen({ host: listen.admin.host, port: listen.admin.port })

@@ -2,16 +2,6 @@
 
 import { parseArgs } from 'node:util'
 import { ConfigError, exitCodes } from './errors.ts'
-import { runCheck } from './commands/check.ts'
-import { runDemo } from './commands/demo.ts'
-import { runDoctorCommand } from './commands/doctor.ts'
-import { readFirstLine, runHashSecret } from './commands/hash-secret.ts'
-import { parseImportArgs, runImport } from './commands/import.ts'
-import { parseRotationStep, rotationPauseVariable, runKeysRotate } from './commands/keys-rotate.ts'
-import { runKeysStatus } from './commands/keys-status.ts'
-import { runServe } from './commands/serve.ts'
-import { runToken } from './commands/token.ts'
-import { canPromptSecret, promptSecret } from './onboarding/prompt-secret.ts'
 
 /** Where a command writes; injected so tests can capture it. */
 export interface CliIo {
@@ -91,22 +81,24 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
   if (allowInsecurePermissions && !['serve', 'check', 'token', 'keys', 'doctor'].includes(command)) return usageError(io, '--allow-insecure-key-permissions applies to serve, check, token, keys and doctor only')
   if (values.generate === true && command !== 'hash-secret') return usageError(io, '--generate applies to hash-secret only')
 
+  // Each command's modules are loaded when it runs: `serve` never loads the demo servers, the zip reader or doctor.
   try {
     switch (command) {
       case 'serve':
         if (values.config === undefined) return usageError(io, 'serve needs --config FILE')
-        return await runServe(values.config, io, { allowInsecurePermissions })
+        return await (await import('./commands/serve.ts')).runServe(values.config, io, { allowInsecurePermissions })
       case 'check':
         if (values.config === undefined) return usageError(io, 'check needs --config FILE')
-        return await runCheck(values.config, io.out, io.err, { allowInsecurePermissions })
+        return await (await import('./commands/check.ts')).runCheck(values.config, io.out, io.err, { allowInsecurePermissions })
       case 'token':
         if (values.config === undefined || values.tenant === undefined || values.api === undefined) {
           return usageError(io, 'token needs --config FILE --tenant NAME --api NAME')
         }
-        return await runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true, allowInsecurePermissions }, io)
+        return await (await import('./commands/token.ts')).runToken({ configPath: values.config, tenant: values.tenant, api: values.api, showToken: values['show-token'] === true, allowInsecurePermissions }, io)
       case 'keys':
         if (rest[0] === 'rotate') {
           if (values.config === undefined || values.tenant === undefined) return usageError(io, 'keys rotate needs --config FILE --tenant NAME')
+          const { parseRotationStep, rotationPauseVariable, runKeysRotate } = await import('./commands/keys-rotate.ts')
           // Test hook for the kill tests: read here, once, and handed down as an option.
           const pause = process.env[rotationPauseVariable]
           const pauseAfter = pause === undefined || pause === '' ? undefined : parseRotationStep(pause)
@@ -115,22 +107,25 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
         }
         if (rest[0] !== 'status') return usageError(io, rest[0] === undefined ? 'keys needs a subcommand: status or rotate' : `unknown keys subcommand "${rest[0]}"`)
         if (values.config === undefined) return usageError(io, 'keys status needs --config FILE')
-        return await runKeysStatus({ configPath: values.config, allowInsecurePermissions }, io)
+        return await (await import('./commands/keys-status.ts')).runKeysStatus({ configPath: values.config, allowInsecurePermissions }, io)
       case 'doctor':
         if (values.config === undefined) return usageError(io, 'doctor needs --config FILE')
-        return await runDoctorCommand({ configPath: values.config, allowInsecurePermissions }, io)
+        return await (await import('./commands/doctor.ts')).runDoctorCommand({ configPath: values.config, allowInsecurePermissions }, io)
       case 'import': {
+        const { parseImportArgs, runImport } = await import('./commands/import.ts')
+        const { canPromptSecret, promptSecret } = await import('./onboarding/prompt-secret.ts')
         const importOptions = parseImportArgs(argv)
         if (typeof importOptions === 'string') return usageError(io, importOptions)
         const readSecret = io.readSecret ?? (canPromptSecret() ? async (prompt: string) => await promptSecret(prompt) : undefined)
         return await runImport(importOptions, { out: io.out, err: io.err, env: process.env, ...(readSecret === undefined ? {} : { readSecret }) })
       }
       case 'hash-secret':
-        return await runHashSecret({ generate: values.generate === true }, { out: io.out, err: io.err, readLine: io.readLine ?? (async () => await readStdinLine(io)) })
+        return await (await import('./commands/hash-secret.ts')).runHashSecret({ generate: values.generate === true }, { out: io.out, err: io.err, readLine: io.readLine ?? (async () => await readStdinLine(io)) })
       case 'demo': {
         const proxyPort = parsePort(values['proxy-port'], 8480)
         const adminPort = parsePort(values['admin-port'], 8481)
         if (proxyPort === undefined || adminPort === undefined) return usageError(io, '--proxy-port and --admin-port take a port number (0-65535)')
+        const { runDemo } = await import('./commands/demo.ts')
         return await runDemo({ proxyPort, adminPort }, io)
       }
       default:
@@ -148,6 +143,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
 
 async function readStdinLine (io: CliIo): Promise<string | undefined> {
   if (process.stdin.isTTY) io.err('Type the secret and press Enter (it shows on screen; piping it in from a file is safer):')
+  const { readFirstLine } = await import('./commands/hash-secret.ts')
   return await readFirstLine(process.stdin)
 }
 

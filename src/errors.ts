@@ -25,6 +25,7 @@ export const errorCatalogue = {
   BROKER_UPSTREAM_UNREACHABLE: { status: 502, title: 'Upstream API unreachable' },
   BROKER_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream API timed out' },
   BROKER_OVERLOADED: { status: 503, title: 'Too many upstream calls in flight' },
+  BROKER_SHUTTING_DOWN: { status: 503, title: 'Broker shutting down' },
   BROKER_SELVBETJENING_FAILED: { status: 502, title: 'The Selvbetjening API call failed' },
   BROKER_INTERNAL: { status: 500, title: 'Internal broker error' }
 } as const satisfies Record<string, { readonly status: number, readonly title: string }>

@@ -43,8 +43,11 @@ export function maskPath (target: string): string {
   const queryStart = target.search(/[?#]/)
   const path = queryStart === -1 ? target : target.slice(0, queryStart)
   return path.split('/').map(segment => {
+    if (segment.length > 32 || digitRun.test(segment)) return '{id}'
+    // Without an escape the segment is what it says; with one, the decoded text is checked as well.
+    if (!segment.includes('%')) return /[^\x21-\x7e]/.test(segment) ? '{id}' : segment
     let decoded = segment
     try { decoded = decodeURIComponent(segment) } catch { /* an invalid escape is masked below anyway */ }
-    return digitRun.test(decoded) || digitRun.test(segment) || segment.length > 32 || /[^\x21-\x7e]/.test(decoded) ? '{id}' : segment
+    return digitRun.test(decoded) || /[^\x21-\x7e]/.test(decoded) ? '{id}' : segment
   }).join('/').slice(0, 512)
 }

@@ -33,6 +33,8 @@ export interface DemoOptions {
   readonly auditFile?: string
   /** API-wide allowlist of the demo API. */
   readonly apiAllow?: readonly RouteRule[]
+  /** Where the demo API points; default the local Persontjenesten (tests point it at servers of their own). */
+  readonly apiUrl?: string
   /** Upstream timeout of the demo API; default 10 s. */
   readonly apiTimeoutMs?: number
   /** Scopes the demo API requests; default the restricted-access scope. */
@@ -78,7 +80,7 @@ export async function startDemo (options: DemoOptions): Promise<DemoEnvironment>
       apis: {
         persontjenesten: {
           name: 'persontjenesten',
-          url: persontjenesten.origin,
+          url: options.apiUrl ?? persontjenesten.origin,
           scopes,
           headers: { 'api-version': '3' },
           timeoutMs: options.apiTimeoutMs ?? 10_000,

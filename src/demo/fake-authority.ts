@@ -5,7 +5,8 @@ import Fastify from 'fastify'
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { systemClock, type Clock } from '../clock.ts'
 import { approvedSigningAlgorithms, peekJwkThumbprint } from './dpop-proof-verifier.ts'
-import { originOf, sleepMs } from './loopback.ts'
+import { listenOrigin } from '../http/urls.ts'
+import { sleepMs } from './loopback.ts'
 import { createReplayCache } from './replay-cache.ts'
 import { answerTokenRequest, type TokenEndpointAnswer, type TokenEndpointState } from './token-endpoint.ts'
 
@@ -147,7 +148,7 @@ export async function startFakeAuthority (options: FakeAuthorityOptions = {}): P
   })
 
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })
-  issuer = originOf(app.server.address(), options.host ?? '127.0.0.1')
+  issuer = listenOrigin(app.server.address(), options.host ?? '127.0.0.1')
 
   return {
     issuer,

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, type JWTPayload } from 'jose'
 import { systemClock, type Clock } from '../clock.ts'
-import { originOf, sleepMs } from './loopback.ts'
+import { listenOrigin } from '../http/urls.ts'
+import { sleepMs } from './loopback.ts'
 import { registerPersontjenestenRoutes, type AccessTree } from './persontjenesten-routes.ts'
 import { createReplayCache } from './replay-cache.ts'
 import { authorizeResourceRequest, type ResourceAuthContext } from './resource-auth.ts'
@@ -146,7 +147,7 @@ export async function startFakePersontjenesten (options: FakePersontjenestenOpti
   }
 
   await app.listen({ host, port: options.port ?? 0 })
-  origin = originOf(app.server.address(), host)
+  origin = listenOrigin(app.server.address(), host)
 
   return {
     origin,

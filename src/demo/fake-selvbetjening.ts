@@ -5,7 +5,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, type JWTPayload } from 'jose'
 import { systemClock, type Clock } from '../clock.ts'
 import type { FakeAuthority, RegisteredClient } from './fake-authority.ts'
-import { originOf } from './loopback.ts'
+import { listenOrigin } from '../http/urls.ts'
 import { readPublicJwk, thumbprintOf } from './public-jwk.ts'
 import { createReplayCache } from './replay-cache.ts'
 import { authorizeResourceRequest, type ResourceAuthContext } from './resource-auth.ts'
@@ -212,7 +212,7 @@ export async function startFakeSelvbetjening (options: FakeSelvbetjeningOptions)
   })
 
   await app.listen({ host, port: options.port ?? 0 })
-  origin = originOf(app.server.address(), host)
+  origin = listenOrigin(app.server.address(), host)
 
   return {
     origin,

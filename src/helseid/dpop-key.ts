@@ -15,12 +15,18 @@ export interface DpopProofInput {
   readonly nonce?: string
 }
 
-/** A DPoP signing key; `proof` is synchronous and cheap (one ES256 signature). */
+/** A DPoP signing key: one ES256 signature per proof. */
 export interface DpopKey {
   /** RFC 7638 thumbprint of the public key: what HelseID puts in the token's cnf.jkt. */
   readonly jkt: string
   readonly publicJwk: Readonly<JWK>
+  /** Signs on the calling thread. */
   readonly proof: (input: DpopProofInput, nowMs: number) => string
+  /**
+   * Signs on libuv's thread pool: the same proof, but the ~50 µs of the signature leave the event loop,
+   * which is what limits a busy proxy (bench/RESULTS.md). For the per-call proofs of the proxy.
+   */
+  readonly signProof: (input: DpopProofInput, nowMs: number) => Promise<string>
 }
 
 /** Creates a fresh P-256 key held in memory only; tokens bound to it die with the process. */
@@ -29,13 +35,15 @@ export async function createDpopKey (): Promise<DpopKey> {
   const exported = publicKey.export({ format: 'jwk' })
   const publicJwk: JWK = { kty: 'EC', crv: 'P-256', x: String(exported.x), y: String(exported.y) }
   const jkt = await calculateJwkThumbprint(publicJwk, 'sha256')
-  return { jkt, publicJwk, proof: createProofSigner(privateKey, publicJwk) }
+  return { jkt, publicJwk, ...createProofSigners(privateKey, publicJwk) }
 }
 
-function createProofSigner (privateKey: KeyObject, publicJwk: JWK): DpopKey['proof'] {
+function createProofSigners (privateKey: KeyObject, publicJwk: JWK): Pick<DpopKey, 'proof' | 'signProof'> {
   // The header never changes: encode it once, not on every call.
   const encodedHeader = base64url(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk }))
-  return (input, nowMs) => {
+  // RFC 7518 §3.4: ES256 signatures are the raw R||S pair, not DER.
+  const signingKey = { key: privateKey, dsaEncoding: 'ieee-p1363' } as const
+  const signingInput = (input: DpopProofInput, nowMs: number): string => {
     const claims: Record<string, string | number> = {
       jti: randomUUID(),
       htm: input.htm,
@@ -44,10 +52,23 @@ function createProofSigner (privateKey: KeyObject, publicJwk: JWK): DpopKey['pro
     }
     if (input.ath !== undefined) claims.ath = input.ath
     if (input.nonce !== undefined) claims.nonce = input.nonce
-    const signingInput = `${encodedHeader}.${base64url(JSON.stringify(claims))}`
-    // RFC 7518 §3.4: ES256 signatures are the raw R||S pair, not DER.
-    const signature = sign('sha256', Buffer.from(signingInput), { key: privateKey, dsaEncoding: 'ieee-p1363' })
-    return `${signingInput}.${signature.toString('base64url')}`
+    return `${encodedHeader}.${base64url(JSON.stringify(claims))}`
+  }
+  return {
+    proof (input, nowMs) {
+      const data = signingInput(input, nowMs)
+      return `${data}.${sign('sha256', Buffer.from(data), signingKey).toString('base64url')}`
+    },
+    async signProof (input, nowMs) {
+      const data = signingInput(input, nowMs)
+      return await new Promise((resolve, reject) => {
+        // With a callback, node:crypto runs the signature as a job on libuv's thread pool.
+        sign('sha256', Buffer.from(data), signingKey, (error, signature) => {
+          if (error === null) resolve(`${data}.${signature.toString('base64url')}`)
+          else reject(error)
+        })
+      })
+    }
   }
 }
 

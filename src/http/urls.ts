@@ -1,6 +1,6 @@
 // URL rules shared by config and protocol code: https everywhere, http only on loopback.
 
-import { isIPv4 } from 'node:net'
+import { isIPv4, type AddressInfo } from 'node:net'
 
 /** True for a host name that can only mean this machine. */
 export function isLoopbackHost (hostname: string): boolean {
@@ -18,4 +18,11 @@ export function isAllowedUrl (value: string): boolean {
   }
   if (url.protocol === 'https:') return true
   return url.protocol === 'http:' && isLoopbackHost(url.hostname)
+}
+
+/** 'http://host:port' of a listening server, with an IPv6 host in brackets. @throws TypeError when not on TCP. */
+export function listenOrigin (address: AddressInfo | string | null, host: string): string {
+  if (address === null || typeof address === 'string') throw new TypeError('server is not listening on a TCP port')
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  return `http://${shownHost}:${address.port}`
 }

@@ -39,7 +39,15 @@ export function toCallerHeaders (incoming: Readonly<Record<string, HeaderValue>>
   return out
 }
 
-function connectionListed (value: HeaderValue): Set<string> {
-  const text = Array.isArray(value) ? value.join(',') : value ?? ''
+const none: ReadonlySet<string> = new Set()
+const keepAlive: ReadonlySet<string> = new Set(['keep-alive'])
+const close: ReadonlySet<string> = new Set(['close'])
+
+function connectionListed (value: HeaderValue): ReadonlySet<string> {
+  // The values nearly every request carries, without building a set each time.
+  if (value === undefined) return none
+  if (value === 'keep-alive') return keepAlive
+  if (value === 'close') return close
+  const text = Array.isArray(value) ? value.join(',') : value
   return new Set(text.split(',').map(name => name.trim().toLowerCase()).filter(name => name !== ''))
 }

@@ -39,6 +39,12 @@ export interface ForwarderOptions {
   readonly clock: Clock
   readonly metrics: BrokerMetrics
   readonly agentFor: (api: ApiConfig) => Dispatcher
+  /**
+   * True while other calls are in flight. A call alone signs its proof at once; with others waiting,
+   * the signature goes to libuv's thread pool so that the event loop keeps serving them meanwhile.
+   * Without it, every proof is signed on the thread pool.
+   */
+  readonly isBusy?: () => boolean
 }
 
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
@@ -80,11 +86,12 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
   async function send (request: ForwardRequest, token: AccessToken): Promise<ForwardResponse> {
     const origin = request.url.origin
     const nonce = nonces.get(origin)
-    const proof = request.tokenRequest.dpopKey.proof(
-      nonce === undefined
-        ? { htm: request.method, htu: request.htu, ath: token.ath }
-        : { htm: request.method, htu: request.htu, ath: token.ath, nonce },
-      clock.nowMs())
+    const claims = nonce === undefined
+      ? { htm: request.method, htu: request.htu, ath: token.ath }
+      : { htm: request.method, htu: request.htu, ath: token.ath, nonce }
+    const dpopKey = request.tokenRequest.dpopKey
+    // A thread hop costs a wake-up on each side: worth it only when other calls can use the event loop meanwhile.
+    const proof = options.isBusy?.() === false ? dpopKey.proof(claims, clock.nowMs()) : await dpopKey.signProof(claims, clock.nowMs())
     const headers: Record<string, string | string[]> = {
       ...request.headers,
       ...request.api.headers,

@@ -59,6 +59,11 @@ export function parseProxyTarget (rawTarget: string): ProxyTarget {
 }
 
 function checkSegment (segment: string): void {
+  // Without an escape the pattern above has already excluded separators and control characters: only dot segments remain.
+  if (!segment.includes('%')) {
+    if (segment.startsWith('.') && isDotName(segment)) throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a dot segment')
+    return
+  }
   let decoded: string
   try {
     decoded = decodeURIComponent(segment)
@@ -66,9 +71,7 @@ function checkSegment (segment: string): void {
     // Valid hex that is not UTF-8, e.g. the overlong '.' %c0%ae.
     throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a percent-escape that is not UTF-8')
   }
-  // Servlet containers (Tomcat, Jetty) drop a segment's path parameters before resolving dot segments: `..;x` is `..`.
-  const name = decoded.split(';', 1)[0]
-  if (name === '.' || name === '..') {
+  if (isDotName(decoded)) {
     throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a dot segment')
   }
   if (/[/\\]/.test(decoded) || /%(?:2f|5c|25)/i.test(segment)) {
@@ -78,6 +81,12 @@ function checkSegment (segment: string): void {
   if (/[\u0000-\u001f\u007f]/.test(decoded)) {
     throw new BrokerError('BROKER_PATH_REJECTED', 'the request path contains a control character')
   }
+}
+
+/** Servlet containers (Tomcat, Jetty) drop a segment's path parameters before resolving dot segments: `..;x` is `..`. */
+function isDotName (segment: string): boolean {
+  const name = segment.split(';', 1)[0]
+  return name === '.' || name === '..'
 }
 
 /** Joins an API base URL (no trailing slash) and a checked path; verifies the result stays below the base. */

@@ -21,11 +21,17 @@ export type RequestGuard = (headers: IncomingHttpHeaders, remoteAddress: string 
 export function createRequestGuard (options: GuardOptions): RequestGuard {
   const hostnames = new Set(['localhost', '127.0.0.1', '::1', ...options.hostnames].map(name => name.toLowerCase()))
   const origins = new Set(options.allowedOrigins.map(origin => origin.toLowerCase()))
+  // A client sends the same Host on every call: the last one that passed, with its port, is not parsed again.
+  let lastAllowedHost: { host: string, localPort: number | undefined } | undefined
   return (headers, remoteAddress, localPort) => {
     if (options.isLoopbackOnly && !isLoopbackAddress(remoteAddress)) {
       throw new BrokerError('BROKER_CLIENT_NOT_LOCAL', 'without configured callers this broker serves this machine only')
     }
-    checkHost(headers.host, hostnames, localPort)
+    const host = headers.host
+    if (host === undefined || host !== lastAllowedHost?.host || localPort !== lastAllowedHost.localPort) {
+      checkHost(host, hostnames, localPort)
+      if (host !== undefined) lastAllowedHost = { host, localPort }
+    }
     const origin = headers.origin
     const site = headers['sec-fetch-site']
     if (origin !== undefined && !origins.has(origin.toLowerCase())) {
