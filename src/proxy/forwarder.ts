@@ -1,7 +1,7 @@
 // One proxied call: token, fresh DPoP proof, upstream request, and the one-retry rules of RFC 9449.
 
 import type { Readable } from 'node:stream'
-import type { EventEmitter } from 'node:events'
+import { EventEmitter } from 'node:events'
 import type { Dispatcher } from 'undici'
 import type { Clock } from '../clock.ts'
 import type { ApiConfig } from '../config/config.ts'
@@ -9,7 +9,22 @@ import type { BrokerMetrics } from '../admin/metrics.ts'
 import type { NonceStore } from '../helseid/dpop-nonces.ts'
 import type { AccessToken, TokenRequest } from '../helseid/token-client.ts'
 import type { TokenContext, TokenService } from '../tokens/token-service.ts'
+import { BrokerError } from '../errors.ts'
 import { toUpstreamError } from './upstream.ts'
+
+/**
+ * The caller's hang-up as undici's `signal`: an EventEmitter that emits 'abort' (far cheaper than an
+ * AbortController per request), with `aborted` set first so that a call not yet started never starts.
+ */
+export class CallerAbort extends EventEmitter {
+  aborted = false
+
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.emit('abort')
+  }
+}
 
 /** A request ready to go upstream. */
 export interface ForwardRequest {
@@ -23,7 +38,7 @@ export interface ForwardRequest {
   readonly headers: Readonly<Record<string, string | string[]>>
   /** A Buffer can be sent again on a retry; a stream cannot. */
   readonly body: Buffer | Readable | undefined
-  readonly signal?: AbortSignal | EventEmitter
+  readonly signal?: AbortSignal | CallerAbort
 }
 
 /** What comes back to the caller as it is. */
@@ -84,6 +99,8 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
   }
 
   async function send (request: ForwardRequest, token: AccessToken): Promise<ForwardResponse> {
+    // The caller may have gone while the token was fetched or a retry prepared: then nothing goes upstream.
+    if (isAborted(request.signal)) throw callerGone()
     const origin = request.url.origin
     const nonce = nonces.get(origin)
     const claims = nonce === undefined
@@ -92,6 +109,7 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
     const dpopKey = request.tokenRequest.dpopKey
     // A thread hop costs a wake-up on each side: worth it only when other calls can use the event loop meanwhile.
     const proof = options.isBusy?.() === false ? dpopKey.proof(claims, clock.nowMs()) : await dpopKey.signProof(claims, clock.nowMs())
+    if (isAborted(request.signal)) throw callerGone()
     const headers: Record<string, string | string[]> = {
       ...request.headers,
       ...request.api.headers,
@@ -120,6 +138,15 @@ export function createForwarder (options: ForwarderOptions): Forwarder {
     if (typeof newNonce === 'string' && newNonce !== '') nonces.set(origin, newNonce)
     return { statusCode: response.statusCode, headers: response.headers, body: response.body }
   }
+}
+
+/** A function, not a property test, so that the check after an await is not narrowed away. */
+function isAborted (signal: AbortSignal | CallerAbort | undefined): boolean {
+  return signal?.aborted === true
+}
+
+function callerGone (): BrokerError {
+  return new BrokerError('BROKER_BAD_REQUEST', 'the caller closed the connection before the request was forwarded')
 }
 
 /** The `error` of a DPoP challenge in WWW-Authenticate, if any. */

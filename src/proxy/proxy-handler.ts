@@ -6,7 +6,6 @@
 // BrokerError answered as problem+json; nothing here throws past the handler.
 
 import { randomUUID } from 'node:crypto'
-import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { Readable, Transform } from 'node:stream'
@@ -21,10 +20,10 @@ import type { ConcurrencyLimit } from '../security/concurrency-limit.ts'
 import type { RateLimiter } from '../security/rate-limiter.ts'
 import type { RouteMatcher } from '../security/route-allowlist.ts'
 import type { ProxyPolicy } from './proxy-policy.ts'
-import type { Forwarder, ForwardResponse } from './forwarder.ts'
+import { CallerAbort, type Forwarder, type ForwardResponse } from './forwarder.ts'
 import { toCallerHeaders, toUpstreamHeaders } from './forward-headers.ts'
 import { parseProxyTarget, toUpstreamUrl } from './target-url.ts'
-import { toUpstreamError } from './upstream.ts'
+import { toUpstreamBodyError } from './upstream.ts'
 
 /** One finished request, as the request line, the metrics and the audit log see it. */
 export interface CompletedRequest {
@@ -33,7 +32,10 @@ export interface CompletedRequest {
   readonly tenant: string | undefined
   readonly api: string | undefined
   readonly caller: string | undefined
+  /** The status sent; 499 when the caller went away before any answer. */
   readonly status: number
+  /** False when the answer did not reach the caller whole (the caller went away, or the upstream's body broke off). */
+  readonly isComplete: boolean
   readonly durationMs: number
   /** The broker's own error code, when the broker answered. */
   readonly code: string | undefined
@@ -73,10 +75,8 @@ interface RequestState {
   upstreamHeaders?: Readonly<Record<string, string | string[] | undefined>>
   /** The broker's error code, when the broker answered. */
   code?: string
-  /** Gives the upstream slot back; set once one is taken. */
-  release?: () => void
-  /** Emits 'abort' to cancel the upstream call when the caller goes away. */
-  abort?: EventEmitter
+  /** Cancels the upstream call when the caller goes away. */
+  readonly abort: CallerAbort
 }
 
 /** Creates the request listener of the proxy server. */
@@ -85,22 +85,27 @@ export function createProxyHandler (options: ProxyHandlerOptions): (request: Inc
   const smallResponseBytes = options.smallResponseBytes ?? 64 * 1024
 
   return (request, response) => {
-    const state: RequestState = { id: randomUUID(), startedAt: performance.now() }
-    // One listener does all the after-work: the slot, the upstream cancel and the request record.
+    const state: RequestState = { id: randomUUID(), startedAt: performance.now(), abort: new CallerAbort() }
+    // One listener does the after-work: cancel the upstream call if the caller left early, and record the request.
     response.once('close', () => {
-      state.release?.()
-      if (!response.writableFinished) state.abort?.emit('abort')
-      options.onComplete({
-        requestId: state.id,
-        request,
-        tenant: state.tenant,
-        api: state.api,
-        caller: state.caller?.name,
-        status: response.statusCode,
-        durationMs: Math.round((performance.now() - state.startedAt) * 10) / 10,
-        code: state.code,
-        upstreamHeaders: state.upstreamHeaders
-      })
+      const isComplete = response.writableFinished
+      if (!isComplete) state.abort.abort()
+      try {
+        options.onComplete({
+          requestId: state.id,
+          request,
+          tenant: state.tenant,
+          api: state.api,
+          caller: state.caller?.name,
+          status: response.headersSent ? response.statusCode : 499,
+          isComplete,
+          durationMs: Math.round((performance.now() - state.startedAt) * 10) / 10,
+          code: state.code,
+          upstreamHeaders: state.upstreamHeaders
+        })
+      } catch (error) {
+        options.logger.error({ reqId: state.id, err: error }, 'recording the request failed')
+      }
     })
     handle(request, response, state).catch(error => { fail(response, state, error) })
   }
@@ -162,63 +167,75 @@ export function createProxyHandler (options: ProxyHandlerOptions): (request: Inc
     if (!options.upstreamSlots.tryAcquire()) {
       throw new BrokerError('BROKER_OVERLOADED', `${policy.limits.maxConcurrentUpstream} upstream calls are in flight already`, { headers: { 'retry-after': '1' } })
     }
-    let isReleased = false
-    state.release = () => { if (!isReleased) { isReleased = true; options.upstreamSlots.release() } }
-    // undici takes an EventEmitter that emits 'abort' as its signal: far cheaper than an AbortController per request
-    state.abort = new EventEmitter()
-    const upstream = await options.forward({
-      context: { tenant: target.tenant, api: target.api },
-      tokenRequest: api.tokenRequest,
-      api: api.config,
-      method,
-      url,
-      htu,
-      headers,
-      body,
-      signal: state.abort
-    })
-    state.upstreamHeaders = upstream.headers
-    await answer(method, upstream, response, api.config)
+    // The slot is held until the upstream exchange has settled (answered, failed or cancelled), not merely
+    // until the caller hangs up: a call already on its way still counts against the cap.
+    try {
+      const upstream = await options.forward({
+        context: { tenant: target.tenant, api: target.api },
+        tokenRequest: api.tokenRequest,
+        api: api.config,
+        method,
+        url,
+        htu,
+        headers,
+        body,
+        signal: state.abort
+      })
+      state.upstreamHeaders = upstream.headers
+      await answer(method, upstream, response, api.config)
+    } finally {
+      options.upstreamSlots.release()
+    }
   }
 
   /** Sends the upstream's answer: small bodies whole, in one write with the headers; larger ones streamed. */
   async function answer (method: string, upstream: ForwardResponse, response: ServerResponse, api: ApiConfig): Promise<void> {
     const headers = toCallerHeaders(upstream.headers)
-    if (method === 'HEAD') {
-      response.writeHead(upstream.statusCode, headers)
-      response.end()
-      await upstream.body.dump()
-      return
-    }
     const length = Number(upstream.headers['content-length'] ?? Number.NaN)
-    if (length <= smallResponseBytes) {
+    if (method !== 'HEAD' && length <= smallResponseBytes) {
       let whole: Buffer
       try {
         whole = Buffer.from(await upstream.body.arrayBuffer())
       } catch (error) {
         // Nothing has been sent yet: a broken small answer becomes a clean 502/504, never a short body.
-        throw toUpstreamError(error, api)
+        throw toUpstreamBodyError(error, api, upstream.statusCode)
       }
       response.writeHead(upstream.statusCode, headers)
       response.end(whole)
       return
     }
-    response.writeHead(upstream.statusCode, headers)
+    try {
+      response.writeHead(upstream.statusCode, headers)
+    } catch (error) {
+      // A status or header Node will not send: the pooled connection must not wait for a reader.
+      upstream.body.destroy()
+      throw error
+    }
+    if (method === 'HEAD') {
+      response.end()
+      await upstream.body.dump()
+      return
+    }
     await pipeline(upstream.body, response)
   }
 
   function fail (response: ServerResponse, state: RequestState, error: unknown): void {
-    if (response.headersSent || response.destroyed) {
-      // The caller went away, or the upstream's answer broke off half-way: either way there is nobody
-      // to answer, and the caller sees a cut connection, never a mixed body. The code says which.
-      options.logger.info({ reqId: state.id, code: errorCode(error) }, 'response not completed')
+    try {
+      if (response.headersSent || response.destroyed) {
+        // The caller went away, or the upstream's answer broke off half-way: either way there is nobody
+        // to answer, and the caller sees a cut connection, never a mixed body. The code says which.
+        options.logger.info({ reqId: state.id, code: errorCode(error) }, 'response not completed')
+        response.destroy()
+        return
+      }
+      const answer = answerError(error, state.id)
+      state.code = answer.problem.code
+      logErrorAnswer(options.logger, answer, { reqId: state.id })
+      writeProblem(response, answer.problem, answer.headers)
+    } catch (failure) {
+      options.logger.error({ reqId: state.id, err: failure }, 'answering a failed request failed')
       response.destroy()
-      return
     }
-    const answer = answerError(error, state.id)
-    state.code = answer.problem.code
-    logErrorAnswer(options.logger, answer, { reqId: state.id })
-    writeProblem(response, answer.problem, answer.headers)
   }
 }
 

@@ -15,6 +15,8 @@ export interface RequestLine {
   readonly api?: string | undefined
   readonly caller?: string | undefined
   readonly status: number
+  /** False when the answer did not reach the caller whole; absent on the admin listener. */
+  readonly isComplete?: boolean
   readonly durationMs: number
 }
 
@@ -32,6 +34,7 @@ export function createRequestLines (logger: Logger): (line: RequestLine) => void
       api: line.api,
       caller: line.caller,
       status: line.status,
+      ...(line.isComplete === false ? { incomplete: true } : {}),
       durationMs: line.durationMs
     }, 'request completed')
   }
@@ -83,6 +86,7 @@ export function createRequestRecorder (options: RequestRecorderOptions): Request
         method,
         path: maskPath(completed.request.url ?? ''),
         status: completed.status,
+        ...(completed.isComplete ? {} : { incomplete: true }),
         durationMs: completed.durationMs,
         code: completed.code,
         upstreamRequestId: completed.upstreamHeaders === undefined ? undefined : upstreamRequestIdOf(completed.upstreamHeaders)

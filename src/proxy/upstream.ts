@@ -32,3 +32,13 @@ export function toUpstreamError (error: unknown, api: ApiConfig): BrokerError {
   const reason = code === '' ? 'connection failed' : code
   return new BrokerError('BROKER_UPSTREAM_UNREACHABLE', `API ${api.name} unreachable (${reason})`, { cause: error })
 }
+
+/** Maps a body that broke off after the upstream had answered: the call may have been carried out, so it is never called unreachable. */
+export function toUpstreamBodyError (error: unknown, api: ApiConfig, statusCode: number): BrokerError {
+  if (error instanceof BrokerError) return error
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+  if (timeoutCodes.has(code)) {
+    return new BrokerError('BROKER_UPSTREAM_TIMEOUT', `API ${api.name} answered ${statusCode} but did not send the rest of its body within ${api.timeoutMs} ms; the call itself may have been carried out`, { cause: error })
+  }
+  return new BrokerError('BROKER_UPSTREAM_UNREACHABLE', `API ${api.name} answered ${statusCode} but its body broke off (${code === '' ? 'connection closed' : code}); the call itself may have been carried out`, { cause: error })
+}

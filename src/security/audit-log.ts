@@ -11,7 +11,10 @@ export interface AuditEntry {
   readonly method: string
   /** The path with identifiers masked (logging.ts maskPath), no query. */
   readonly path: string
+  /** The status sent; 499 when the caller went away before any answer. */
   readonly status: number
+  /** Present when the answer did not reach the caller whole (the caller went away, or the upstream's body broke off). */
+  readonly incomplete?: true
   readonly durationMs: number
   /** The broker's own error code, when the broker answered. */
   readonly code: string | undefined
