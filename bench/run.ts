@@ -6,7 +6,7 @@
 // helseid-broker-warn = the broker logging at warn, without request lines; node-request and node-stream = plain
 // node:http + undici proxies with a static header, the Node floor), BENCH_TENANTS (default 100),
 // BENCH_BROKER_EXEC_ARGV (Node options for the broker's process, e.g. "--max-semi-space-size=2"),
-// BENCH_NGINX (the nginx binary, or "off"; default /usr/sbin/nginx, else nginx on PATH), BENCH_TARGET_ROUNDS (default 3:
+// BENCH_NGINX (the nginx binary, or "off"; default /usr/sbin/nginx, else nginx on PATH), BENCH_TARGET_ROUNDS (default 5:
 // rounds of the alternated target check, 0 to skip it).
 
 import { join } from 'node:path'
@@ -24,7 +24,7 @@ const warmupSeconds = positiveNumber('BENCH_WARMUP_SECONDS', 1, true)
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number).filter(n => Number.isInteger(n) && n > 0)
 const peerNames = (process.env.BENCH_PEERS ?? 'direct,nginx,fastify-proxy,helseid-broker').split(',').map(name => name.trim()).filter(name => name !== '')
 const tenantCount = positiveNumber('BENCH_TENANTS', 100)
-const targetRounds = positiveNumber('BENCH_TARGET_ROUNDS', 3, true)
+const targetRounds = positiveNumber('BENCH_TARGET_ROUNDS', 5, true)
 /** A run during which other programs used more than this many cores is flagged. */
 const noisyCores = 0.25
 

@@ -191,3 +191,20 @@ t.test('while draining, a new request on an open connection gets 503 BROKER_SHUT
   t.match(received, /retry-after: 1/i)
   t.equal(upstream.seen.length, 1, 'the refused request never went upstream')
 })
+
+t.test('a drain that runs out of time cuts the calls still in flight and closes', async t => {
+  const upstream = await startUpstream(t, () => { /* never answers */ })
+  const broker = await startTestBroker(t, { apiUrl: upstream.origin, broker: { drainTimeoutMs: 300 } })
+  const cut = t.rejects(broker.call(`${path}/stuck`), 'the call still in flight is cut')
+  while (upstream.seen.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
+
+  const startedAt = Date.now()
+  await broker.broker.close()
+  const tookMs = Date.now() - startedAt
+
+  t.ok(tookMs >= 250 && tookMs < 5000, `close waited for the drain bound and no longer (${tookMs} ms)`)
+  await cut
+  t.match(broker.logs.text(), /"msg":"drain timed out; closing remaining connections"/)
+  for (let waited = 0; waited < 2000 && upstream.seen[0]?.isAborted() !== true; waited += 20) await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(upstream.seen[0]?.isAborted(), true, 'its upstream call is cancelled too')
+})
