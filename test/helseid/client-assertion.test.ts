@@ -51,3 +51,20 @@ t.test('DPoP proofs verify with their embedded public key and carry htm, htu, ia
   t.not(decodeProtectedHeader(other).jwk, undefined)
   t.not((await jwtVerify(other, EmbeddedJWK)).payload.jti, payload.jti)
 })
+
+t.test('a proof signed on the thread pool is the same kind of proof as one signed at once', async t => {
+  const dpopKey = await createDpopKey()
+  const nowMs = Date.now()
+  const input = { htm: 'POST', htu: 'https://api.example.test/person/get-by-nin', ath: accessTokenHash('token'), nonce: 'n-2' }
+
+  const proofs = await Promise.all(Array.from({ length: 20 }, async () => await dpopKey.signProof(input, nowMs)))
+  const atOnce = dpopKey.proof(input, nowMs)
+
+  const verified = await Promise.all([...proofs, atOnce].map(async proof => await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt' })))
+  for (const { payload, protectedHeader } of verified) {
+    t.equal(protectedHeader.alg, 'ES256')
+    t.same(protectedHeader.jwk, dpopKey.publicJwk, 'the same key signs either way')
+    t.match(payload, { htm: 'POST', htu: input.htu, ath: input.ath, nonce: 'n-2', iat: Math.floor(nowMs / 1000) })
+  }
+  t.equal(new Set(verified.map(({ payload }) => payload.jti)).size, 21, 'every proof has its own jti')
+})
