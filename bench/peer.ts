@@ -2,13 +2,15 @@
 // so that the load generator in the parent never shares an event loop with the proxy it measures. Each peer's modules
 // are imported only when that peer starts, so that a child's RSS holds nothing but its own peer.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
+import { listenOrigin } from '../src/http/urls.ts'
 import { bigPath, personBody } from './lib/fixtures.ts'
 import type { ChildReply, PeerSpec, ParentMessage } from './lib/protocol.ts'
 
 type Stop = () => Promise<void>
+/** A started peer: where it listens, how to stop it, and notes for the report. */
+interface Started { readonly url: string, readonly stop: Stop, readonly notes: readonly string[] }
 
 const send = (message: ChildReply): void => { process.send?.(message) }
 
@@ -58,7 +60,7 @@ async function handle (message: ParentMessage): Promise<void> {
   }
 }
 
-async function start (spec: PeerSpec): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+async function start (spec: PeerSpec): Promise<Started> {
   switch (spec.kind) {
     case 'upstream': return await startUpstream()
     case 'fastify-proxy': return await startFastifyProxy(spec.upstream, spec.authorization)
@@ -68,7 +70,7 @@ async function start (spec: PeerSpec): Promise<{ url: string, stop: Stop, notes:
 }
 
 /** The fake Persontjenesten: plain node:http, keep-alive, a precomputed body, no token checks. */
-async function startUpstream (): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+async function startUpstream (): Promise<Started> {
   const chunk = Buffer.alloc(64 * 1024, 'x')
   const server = createServer({ keepAliveTimeout: 65_000 }, (request: IncomingMessage, response: ServerResponse) => {
     request.resume()
@@ -82,17 +84,7 @@ async function startUpstream (): Promise<{ url: string, stop: Stop, notes: reado
   })
   server.headersTimeout = 0
   server.requestTimeout = 0
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    notes: [],
-    stop: async () => {
-      server.closeAllConnections()
-      await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-    }
-  }
+  return await serveOnLoopback(server)
 }
 
 /** `mb` MiB of JSON-ish bytes, written with backpressure (the upstream never buffers more than one chunk). */
@@ -114,7 +106,7 @@ async function streamBig (response: ServerResponse, chunk: Buffer, mb: number): 
 }
 
 /** @fastify/http-proxy (on @fastify/reply-from, undici) adding a static Authorization and Api-Version header. */
-async function startFastifyProxy (upstream: string, authorization: string): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+async function startFastifyProxy (upstream: string, authorization: string): Promise<Started> {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyHttpProxy } = await import('@fastify/http-proxy')
   const app = Fastify({ logger: false })
@@ -144,7 +136,7 @@ function withoutHopByHop (headers: Readonly<Record<string, string | string[] | u
  * `request`: undici request() and the body piped to the response (what the broker does, minus Fastify);
  * `stream`: undici stream() writing straight into the response.
  */
-async function startNodeProxy (upstream: string, authorization: string, client: 'request' | 'stream'): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+async function startNodeProxy (upstream: string, authorization: string, client: 'request' | 'stream'): Promise<Started> {
   const { Agent } = await import('undici')
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 })
   const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
@@ -167,22 +159,26 @@ async function startNodeProxy (upstream: string, authorization: string, client: 
       answer.body.pipe(response)
     }, fail)
   })
+  return await serveOnLoopback(server, async () => { await agent.close() })
+}
+
+/** Listens on an ephemeral loopback port; stopping cuts every connection, closes, then runs `afterClose`. */
+async function serveOnLoopback (server: Server, afterClose: Stop = async () => {}): Promise<Started> {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listenOrigin(server.address(), '127.0.0.1'),
     notes: [],
     stop: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-      await agent.close()
+      await afterClose()
     }
   }
 }
 
 /** The broker as `serve` runs it: config parsed by parseConfig, key file loaded, JSON log lines on stdout. */
-async function startBenchBroker (raw: unknown, source: string): Promise<{ url: string, stop: Stop, notes: readonly string[] }> {
+async function startBenchBroker (raw: unknown, source: string): Promise<Started> {
   const { startBroker } = await import('../src/app.ts')
   const { parseConfig } = await import('../src/config/parse-config.ts')
   const { loadTenantCredentials } = await import('../src/keys/tenant-keys.ts')
