@@ -6,21 +6,14 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { calculateJwkThumbprint } from 'jose'
-import { main, usage, type CliIo } from '../../src/cli.ts'
+import { usage } from '../../src/cli.ts'
+import { runCli } from '../helpers/run-cli.ts'
 import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
 import { demoNin } from '../../src/demo/synthetic-persons.ts'
 import { privateJwk, privateValues, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 
 const bin = fileURLToPath(new URL('../../src/bin.js', import.meta.url))
 const scope = 'nhn:hgd-persontjenesten-api/restricted-access'
-
-async function run (argv: readonly string[]): Promise<{ code: number, out: string, err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const io: CliIo = { out: line => { out.push(line) }, err: line => { err.push(line) }, untilStopped: async () => {} }
-  const code = await main(argv, io)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 /** A config file for one tenant whose Selvbetjening download names `issuer`; returns its path. */
 async function writeTenantConfig (t: Test, issuer: string, clientId: string): Promise<string> {
@@ -50,12 +43,12 @@ async function authorityFor (t: Test, withKey?: 'another key'): Promise<FakeAuth
 }
 
 t.test('usage errors exit 64 with the usage text; --help exits 0', async t => {
-  const none = await run([])
-  const help = await run(['--help'])
-  const unknown = await run(['frobnicate'])
-  const serve = await run(['serve'])
-  const badOption = await run(['check', '--no-such-option'])
-  const badPort = await run(['demo', '--proxy-port', 'http'])
+  const none = await runCli([])
+  const help = await runCli(['--help'])
+  const unknown = await runCli(['frobnicate'])
+  const serve = await runCli(['serve'])
+  const badOption = await runCli(['check', '--no-such-option'])
+  const badPort = await runCli(['demo', '--proxy-port', 'http'])
 
   t.equal(none.code, 64)
   t.match(none.err, 'no command given')
@@ -72,9 +65,9 @@ t.test('usage errors exit 64 with the usage text; --help exits 0', async t => {
 })
 
 t.test('check: a missing file is 78 naming it; a valid config with its key is 0', async t => {
-  const missing = await run(['check', '--config', '/nonexistent/helseid-broker.yaml'])
+  const missing = await runCli(['check', '--config', '/nonexistent/helseid-broker.yaml'])
   const configPath = await writeTenantConfig(t, 'http://127.0.0.1:4444', 'gf-client')
-  const valid = await run(['check', '--config', configPath])
+  const valid = await runCli(['check', '--config', configPath])
 
   t.equal(missing.code, 78)
   t.match(missing.err, '/nonexistent/helseid-broker.yaml', 'problems go to stderr')
@@ -90,8 +83,8 @@ t.test('token: prints the decoded claims, and the token itself only with --show-
   const configPath = await writeTenantConfig(t, authority.issuer, 'gf-client')
   const args = ['token', '--config', configPath, '--tenant', 'granfjelldal', '--api', 'persontjenesten']
 
-  const plain = await run(args)
-  const shown = await run([...args, '--show-token'])
+  const plain = await runCli(args)
+  const shown = await runCli([...args, '--show-token'])
 
   t.equal(plain.code, 0, plain.err)
   const summary = JSON.parse(plain.out) as { scopes: string[], dpopKeyThumbprint: string, header: Record<string, unknown>, claims: Record<string, unknown> }
@@ -116,10 +109,10 @@ t.test('token: an unknown tenant is 64; a client HelseID refuses is 1 with BROKE
   const authority = await authorityFor(t, 'another key')
   const configPath = await writeTenantConfig(t, authority.issuer, 'gf-client')
 
-  const unknownTenant = await run(['token', '--config', configPath, '--tenant', 'nosuch', '--api', 'persontjenesten'])
-  const unknownApi = await run(['token', '--config', configPath, '--tenant', 'granfjelldal', '--api', 'nosuch'])
-  const refused = await run(['token', '--config', configPath, '--tenant', 'granfjelldal', '--api', 'persontjenesten'])
-  const incomplete = await run(['token', '--config', configPath, '--tenant', 'granfjelldal'])
+  const unknownTenant = await runCli(['token', '--config', configPath, '--tenant', 'nosuch', '--api', 'persontjenesten'])
+  const unknownApi = await runCli(['token', '--config', configPath, '--tenant', 'granfjelldal', '--api', 'nosuch'])
+  const refused = await runCli(['token', '--config', configPath, '--tenant', 'granfjelldal', '--api', 'persontjenesten'])
+  const incomplete = await runCli(['token', '--config', configPath, '--tenant', 'granfjelldal'])
 
   t.equal(unknownTenant.code, 64)
   t.match(unknownTenant.err, 'no tenant named "nosuch"')

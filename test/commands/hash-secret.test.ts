@@ -2,7 +2,7 @@
 
 import t from 'tap'
 import { PassThrough } from 'node:stream'
-import { main, type CliIo } from '../../src/cli.ts'
+import { runCli } from '../helpers/run-cli.ts'
 import { readFirstLine, runHashSecret } from '../../src/commands/hash-secret.ts'
 import { exitCodes } from '../../src/errors.ts'
 import { parseSecretHash, verifySecretHash } from '../../src/security/secret-hash.ts'
@@ -78,20 +78,14 @@ t.test('readFirstLine: up to the first line break, or all of it, or undefined', 
 })
 
 t.test('the CLI: hash-secret with injected stdin, --generate, and flags on the wrong commands', async t => {
-  const runCli = async (argv: string[], stdin?: string): Promise<{ code: number, out: string, err: string }> => {
-    const out: string[] = []
-    const err: string[] = []
-    const io: CliIo = { out: line => { out.push(line) }, err: line => { err.push(line) }, untilStopped: async () => {}, readLine: async () => stdin }
-    const code = await main(argv, io)
-    return { code, out: out.join('\n'), err: err.join('\n') }
-  }
+  const run = async (argv: string[], stdin?: string): Promise<{ code: number, out: string, err: string }> => await runCli(argv, { readLine: async () => stdin })
 
-  const fromStdin = await runCli(['hash-secret'], 'correct horse battery staple')
-  const generated = await runCli(['hash-secret', '--generate'])
-  const empty = await runCli(['hash-secret'])
-  const generateElsewhere = await runCli(['check', '--config', 'x.yaml', '--generate'])
-  const flagElsewhere = await runCli(['hash-secret', '--allow-insecure-key-permissions'])
-  const help = await runCli(['--help'])
+  const fromStdin = await run(['hash-secret'], 'correct horse battery staple')
+  const generated = await run(['hash-secret', '--generate'])
+  const empty = await run(['hash-secret'])
+  const generateElsewhere = await run(['check', '--config', 'x.yaml', '--generate'])
+  const flagElsewhere = await run(['hash-secret', '--allow-insecure-key-permissions'])
+  const help = await run(['--help'])
 
   t.equal(fromStdin.code, 0)
   t.equal(await verifies('correct horse battery staple', fromStdin.out), true)

@@ -3,21 +3,13 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, type JWK } from 'jose'
-import { main, type CliIo } from '../../src/cli.ts'
+import { runCli } from '../helpers/run-cli.ts'
 import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
 import { selvbetjeningClientScope, startFakeSelvbetjening, type FakeSelvbetjening } from '../../src/demo/fake-selvbetjening.ts'
 import { privateJwk, privateValues, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 
 const scope = 'nhn:hgd-persontjenesten-api/restricted-access'
 const dayMs = 86_400_000
-
-async function run (argv: readonly string[]): Promise<{ code: number, out: string, err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const io: CliIo = { out: line => { out.push(line) }, err: line => { err.push(line) }, untilStopped: async () => {} }
-  const code = await main(argv, io)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 interface Setup {
   readonly authority: FakeAuthority
@@ -65,7 +57,7 @@ function rowOf (out: string, tenant: string): string[] {
 t.test('a table per tenant: key id, algorithm, size, file, expiry and days left; exit 0', async t => {
   const env = await setup(t)
 
-  const result = await run(['keys', 'status', '--config', env.configPath])
+  const result = await runCli(['keys', 'status', '--config', env.configPath])
 
   t.equal(result.code, 0, result.err)
   t.equal(result.err, '')
@@ -91,9 +83,9 @@ t.test('a key expiring within warnDays is flagged but exits 0; an expired key ex
   const env = await setup(t)
 
   env.selvbetjening.setExpiration('gf-client', env.gfKid, new Date(Date.now() + 10 * dayMs + 3_600_000).toISOString())
-  const soon = await run(['keys', 'status', '--config', env.configPath])
+  const soon = await runCli(['keys', 'status', '--config', env.configPath])
   env.selvbetjening.setExpiration('gf-client', env.gfKid, new Date(Date.now() - dayMs).toISOString())
-  const expired = await run(['keys', 'status', '--config', env.configPath])
+  const expired = await runCli(['keys', 'status', '--config', env.configPath])
 
   t.equal(soon.code, 0)
   t.same(rowOf(soon.out, 'granfjelldal').slice(7), ['10', 'expires soon'])
@@ -107,7 +99,7 @@ t.test('a key expiring within warnDays is flagged but exits 0; an expired key ex
 t.test('a key whose expiry cannot be read exits 1 and says why', async t => {
   const env = await setup(t, { supplierScopes: [scope] })
 
-  const result = await run(['keys', 'status', '--config', env.configPath])
+  const result = await runCli(['keys', 'status', '--config', env.configPath])
 
   t.equal(result.code, 1)
   t.same(rowOf(result.out, 'fjordvik').slice(6), ['-', '-', 'UNKNOWN'])
@@ -115,18 +107,18 @@ t.test('a key whose expiry cannot be read exits 1 and says why', async t => {
   t.match(result.err, /^fjordvik: could not read the key's expiry: BROKER_IDP_REJECTED: .*invalid_scope \(the client's registration in Selvbetjening must include scope nhn:selvbetjening\/client\)$/)
 
   env.selvbetjening.setMode('unavailable')
-  const down = await run(['keys', 'status', '--config', env.configPath])
+  const down = await runCli(['keys', 'status', '--config', env.configPath])
   t.equal(down.code, 1)
   t.match(down.err, 'granfjelldal, nordvik: could not read the key\'s expiry: BROKER_SELVBETJENING_FAILED: Selvbetjening GET /v1/client-secret answered HTTP 503')
 })
 
 t.test('usage: keys needs the status subcommand and --config', async t => {
-  const none = await run(['keys'])
-  const unknown = await run(['keys', 'frobnicate', '--config', 'x.yaml'])
-  const noConfig = await run(['keys', 'status'])
-  const extra = await run(['keys', 'status', 'more', '--config', 'x.yaml'])
-  const missingFile = await run(['keys', 'status', '--config', '/nonexistent/helseid-broker.yaml'])
-  const help = await run(['--help'])
+  const none = await runCli(['keys'])
+  const unknown = await runCli(['keys', 'frobnicate', '--config', 'x.yaml'])
+  const noConfig = await runCli(['keys', 'status'])
+  const extra = await runCli(['keys', 'status', 'more', '--config', 'x.yaml'])
+  const missingFile = await runCli(['keys', 'status', '--config', '/nonexistent/helseid-broker.yaml'])
+  const help = await runCli(['--help'])
 
   t.equal(none.code, 64)
   t.match(none.err, 'keys needs a subcommand: status')

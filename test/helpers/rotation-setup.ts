@@ -5,7 +5,6 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, type JWK } from 'jose'
 import { startBroker, type RunningBroker } from '../../src/app.ts'
-import { main, type CliIo } from '../../src/cli.ts'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
 import { startFakePersontjenesten, type FakePersontjenesten } from '../../src/demo/fake-persontjenesten.ts'
@@ -130,15 +129,6 @@ export async function readPending (setup: ClientSetup): Promise<Record<string, u
   } catch {
     return undefined
   }
-}
-
-/** Runs the CLI in this process. */
-export async function runCli (argv: readonly string[]): Promise<{ code: number, out: string, err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const io: CliIo = { out: line => { out.push(line) }, err: line => { err.push(line) }, untilStopped: async () => {} }
-  const code = await main(argv, io)
-  return { code, out: out.join('\n'), err: err.join('\n') }
 }
 
 /** The kids of the client assertions the authority issued tokens for, for one client. */

@@ -6,8 +6,9 @@ import { join } from 'node:path'
 import { decodeProtectedHeader, type JWK } from 'jose'
 import { privateValues } from '../fixtures/client-key-files.ts'
 import {
-  issuedKids, keyDirectory, kidInFile, readPending, runCli, setUpClient, startConfiguredBroker, startFakes
+  issuedKids, keyDirectory, kidInFile, readPending, setUpClient, startConfiguredBroker, startFakes
 } from '../helpers/rotation-setup.ts'
+import { runCli } from '../helpers/run-cli.ts'
 
 const dayMs = 86_400_000
 const isPosix = process.platform !== 'win32'

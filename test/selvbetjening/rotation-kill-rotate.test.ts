@@ -4,7 +4,8 @@
 import t from 'tap'
 import { rotationSteps } from '../../src/selvbetjening/key-rotation.ts'
 import { registeredFrom, rotateAndKill } from '../helpers/rotation-kill.ts'
-import { issuedKids, kidInFile, readPending, runCli, startConfiguredBroker, startFakes } from '../helpers/rotation-setup.ts'
+import { issuedKids, kidInFile, readPending, startConfiguredBroker, startFakes } from '../helpers/rotation-setup.ts'
+import { runCli } from '../helpers/run-cli.ts'
 
 t.test('killed after each step, keys rotate again completes', async t => {
   const fakes = await startFakes(t)
