@@ -3,23 +3,13 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { parseConfig } from '../../src/config/parse-config.ts'
-import { ConfigError } from '../../src/errors.ts'
 import { loadTenantCredentials } from '../../src/keys/tenant-keys.ts'
 import { privateJwk, protect, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+import { issuesRaisedBy } from '../fixtures/config-fixtures.ts'
 
 function configFor (dir: string, tenants: Record<string, Record<string, unknown>>, helseid: Record<string, unknown> = { environment: 'test' }): ReturnType<typeof parseConfig> {
   const withApis = Object.fromEntries(Object.entries(tenants).map(([name, tenant]) => [name, { apis: ['pt'], ...tenant }]))
   return parseConfig({ helseid, apis: { pt: { url: 'https://api.example.no', scopes: ['s'] } }, tenants: withApis }, join(dir, 'broker.yaml'))
-}
-
-async function issuesOf (promise: Promise<unknown>): Promise<readonly string[]> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues
-    throw error
-  }
-  return []
 }
 
 t.test('tenants sharing a multi-tenant client file share one ClientKey', async t => {
@@ -65,7 +55,7 @@ t.test('every problem across tenants is reported in one ConfigError', async t =>
     alsosymmetric: { client: 'small.json' }
   })
 
-  const issues = await issuesOf(loadTenantCredentials(config))
+  const issues = await issuesRaisedBy(loadTenantCredentials(config))
 
   t.same(issues, [
     `tenants.missing.client: ${join(dir, 'nope.json')}: cannot read the file: ENOENT`,

@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseConfig } from '../../src/config/parse-config.ts'
-import { ConfigError } from '../../src/errors.ts'
 import { loadCallerSecrets } from '../../src/security/caller-secrets.ts'
 import { hashSecret, verifySecretHash } from '../../src/security/secret-hash.ts'
+import { issuesRaisedBy } from '../fixtures/config-fixtures.ts'
 
 const strict = { allowInsecurePermissions: false }
 
@@ -26,16 +26,6 @@ async function writeSecret (dir: string, name: string, text: string, mode = 0o60
   await writeFile(file, text, { mode })
   await chmod(file, mode)
   return file
-}
-
-async function issuesOf (promise: Promise<unknown>): Promise<readonly string[]> {
-  try {
-    await promise
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues
-    throw error
-  }
-  return []
 }
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest()
@@ -91,7 +81,7 @@ t.test('every unusable secret file is reported at once, with its path, never wit
     folder: { secretFile: '.' }
   })
 
-  const issues = await issuesOf(loadCallerSecrets(config, strict))
+  const issues = await issuesRaisedBy(loadCallerSecrets(config, strict))
 
   const file = (name: string): string => join(dir, name)
   t.same(issues, [
@@ -115,7 +105,7 @@ t.test('--allow-insecure-key-permissions lets a group-readable secret file throu
   await writeSecret(dir, 'open.secret', 'open-secret-0123456789\n', 0o640)
   const config = configWith(dir, { open: { secretFile: 'open.secret' } })
 
-  t.same(await issuesOf(loadCallerSecrets(config, strict)), [
+  t.same(await issuesRaisedBy(loadCallerSecrets(config, strict)), [
     `callers.open.secretFile: ${join(dir, 'open.secret')} is readable by group or others (mode 0640); run: chmod 600 ${join(dir, 'open.secret')} — or start with --allow-insecure-key-permissions`
   ])
   t.same((await loadCallerSecrets(config, { allowInsecurePermissions: true })).get('open'), { kind: 'plain', sha256: sha256('open-secret-0123456789') })
