@@ -82,6 +82,8 @@ export interface BrokerDependencies {
   readonly keyExpiry: KeyExpiryService
   /** Pending keys of interrupted rotations (resolved at start) and keys.autoRotate; startBroker starts it. */
   readonly keyRotation: KeyRotationService
+  /** Certificates from egress.caFile (PEM), trusted besides Node's bundled roots on every outbound call. */
+  readonly extraCa: readonly string[]
   /** The keep-alive pool of one API. */
   readonly agentFor: (api: ApiConfig) => Dispatcher
   /** Releases connection pools. */
@@ -177,6 +179,7 @@ export async function createDependencies (
     selvbetjening,
     keyExpiry,
     keyRotation,
+    extraCa,
     agentFor (api: ApiConfig): Dispatcher {
       let agent = agents.get(api.name)
       if (agent === undefined) {

@@ -8,7 +8,6 @@ import { formatDoctorReport, isHealthy } from '../doctor/doctor-report.ts'
 import type { LookupAll } from '../doctor/network-probes.ts'
 import { runDoctor, type TokenCheck } from '../doctor/run-doctor.ts'
 import { BrokerError, IdpRejectedError, exitCodes } from '../errors.ts'
-import { loadCaCertificates } from '../http/ca-file.ts'
 import type { ProxyEnvironment } from '../http/egress.ts'
 
 export interface DoctorCommand {
@@ -31,7 +30,6 @@ export interface DoctorCommand {
 export async function runDoctorCommand (command: DoctorCommand, io: CliIo): Promise<number> {
   const config = await loadConfig(command.configPath)
   const fileOptions = { allowInsecurePermissions: command.allowInsecurePermissions === true }
-  const extraCa = config.egress.caFile === undefined ? [] : await loadCaCertificates(config.egress.caFile)
   const files = await loadConfigFiles(config, fileOptions)
   const env = command.env ?? process.env
   const clock = command.clock ?? systemClock
@@ -51,7 +49,7 @@ export async function runDoctorCommand (command: DoctorCommand, io: CliIo): Prom
     const report = await runDoctor({
       config,
       env,
-      extraCa,
+      extraCa: deps.extraCa,
       clock,
       checkToken,
       ...(command.stepTimeoutMs === undefined ? {} : { stepTimeoutMs: command.stepTimeoutMs }),
