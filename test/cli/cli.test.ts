@@ -140,7 +140,7 @@ function collect (stream: NodeJS.ReadableStream, marker?: string): { text: () =>
 
 t.test('the real binary: demo answers the printed get-by-nin example and stops cleanly on SIGTERM', async t => {
   const child = spawn(process.execPath, [bin, 'demo', '--proxy-port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const stdout = collect(child.stdout, 'Stop with Ctrl-C')
   const stderr = collect(child.stderr)
@@ -172,7 +172,7 @@ t.test('the real binary: demo answers the printed get-by-nin example and stops c
 t.test('the real binary: check on a missing config exits 78', async t => {
   const child = spawn(process.execPath, [bin, 'check', '--config', '/nonexistent.yaml'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const stderr = collect(child.stderr)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null]
 
   t.equal(code, 78)
   t.match(stderr.text(), '/nonexistent.yaml')

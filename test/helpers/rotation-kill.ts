@@ -32,7 +32,7 @@ export async function rotateAndKill (t: Test, fakes: Fakes, step: RotationStep):
     env: { ...process.env, HELSEID_BROKER_ROTATION_PAUSE_AFTER: step },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => { child.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => { child.once('close', (code, signal) => { resolve({ code, signal }) }) })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })

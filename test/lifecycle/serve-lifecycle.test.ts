@@ -45,10 +45,18 @@ async function serve (t: Test, configPath: string): Promise<{ child: ChildProces
   const child = spawn(process.execPath, [bin, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let output = ''
-  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  for (let i = 0; i < 200 && !output.includes('"msg":"broker listening"'); i++) await new Promise(resolve => setTimeout(resolve, 25))
-  const line = output.split('\n').find(entry => entry.includes('"msg":"broker listening"')) ?? '{}'
+  // Waits for the line itself (a cold start on a loaded machine can take seconds), and fails at once if the broker exits.
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`serve did not log "broker listening" within 30 s:\n${output}`)) }, 30_000)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const found = output.split('\n').find(entry => entry.includes('"msg":"broker listening"'))
+      if (found !== undefined) { clearTimeout(timer); resolve(found) }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`serve exited (${String(code)}) before listening:\n${output}`)) })
+  })
   const { proxy, admin } = JSON.parse(line) as { proxy: string, admin: string }
   return { child, proxyUrl: proxy, adminUrl: admin, output: () => output }
 }
@@ -109,16 +117,22 @@ t.test('SIGTERM under load: every accepted request completes, then the broker ex
   const env = await environment(t)
   const broker = await serve(t, env.configPath)
   await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)
-  env.persontjenesten.setResponseDelayMs(400)
+  env.persontjenesten.setResponseDelayMs(2000)
 
   const inFlight = Array.from({ length: 20 }, async () => (await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)).status)
-  await new Promise(resolve => setTimeout(resolve, 150))
+  // The upstream records a call before it holds the answer back: once all 20 are there, all 20 are in flight.
+  const isAllInFlight = await until(async () => env.persontjenesten.received.length >= 21)
+  const closed = once(broker.child, 'close')
   broker.child.kill('SIGTERM')
-  await new Promise(resolve => setTimeout(resolve, 50))
-  const readiness = await fetch(`${broker.adminUrl}/readyz`)
+  let readiness = await fetch(`${broker.adminUrl}/readyz`)
+  for (let i = 0; i < 20 && readiness.status === 200; i++) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+    readiness = await fetch(`${broker.adminUrl}/readyz`)
+  }
   const statuses = await Promise.all(inFlight)
-  const [code] = await once(broker.child, 'exit') as [number | null]
+  const [code] = await closed as [number | null]
 
+  t.ok(isAllInFlight, 'all 20 requests reached the upstream before SIGTERM')
   t.same(statuses, Array.from({ length: 20 }, () => 200), 'all 20 in-flight requests got their answer')
   t.equal(readiness.status, 503, 'not ready while draining')
   t.match(await readiness.json(), { checks: [{ name: 'draining', isReady: false }] })

@@ -11,7 +11,7 @@ const callerSecret = 'CANARY-caller-secret-7f3a'
 const callerCookie = 'CANARY-cookie-91b2'
 
 t.test('no token, proof, assertion, key part, caller secret or national identity number reaches the log', async t => {
-  const broker = await startTestBroker(t, { apiTimeoutMs: 300, persontjenesten: { jwksCacheMaxAgeMs: 0 } })
+  const broker = await startTestBroker(t, { apiTimeoutMs: 1500, persontjenesten: { jwksCacheMaxAgeMs: 0 } })
   const base = '/granfjelldal/persontjenesten/api/v3/restricted-access'
   const headers = { authorization: `Bearer ${callerSecret}`, cookie: callerCookie, dpop: callerSecret }
 
@@ -24,7 +24,7 @@ t.test('no token, proof, assertion, key part, caller secret or national identity
   await broker.call(`/nosuchtenant/persontjenesten/${ninInPath}`, { headers })
   await broker.call(`/${ninInPath}/persontjenesten/api`, { headers })
   await broker.call(`/granfjelldal/${ninInPath}/api`, { headers })
-  broker.persontjenesten.setResponseDelayMs(1000)
+  broker.persontjenesten.setResponseDelayMs(5000) // past apiTimeoutMs; the fake cuts the wait short when it closes
   await broker.call(`${base}/person/${ninInPath}?informationParts=Name`, { headers })
   broker.persontjenesten.setResponseDelayMs(0)
   broker.authority.registerClient({ clientId: 'demo-granfjelldal-epj', publicJwks: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }], scopes: [] })

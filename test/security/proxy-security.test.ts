@@ -145,7 +145,9 @@ t.test('browser signals and foreign Host names are refused before anything else'
 
 t.test('limits: rate, body size and header size', async t => {
   const broker = await startTestBroker(t, {
-    limits: { rateLimit: { requestsPerSecond: 1, burst: 2 }, maxBodyBytes: 1000, maxHeaderBytes: 2048, requestTimeoutMs: 400 }
+    limits: { rateLimit: { requestsPerSecond: 1, burst: 2 }, maxBodyBytes: 1000, maxHeaderBytes: 2048, requestTimeoutMs: 400 },
+    // A clock that stands still: the bucket cannot refill between the requests, however slow the machine.
+    broker: { clock: createManualClock() }
   })
   const form = { 'content-type': 'application/x-www-form-urlencoded' }
 

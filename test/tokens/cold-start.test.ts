@@ -121,7 +121,7 @@ t.test('once a nonce is known, requests go in parallel; a stale one is answered 
   t.same(outcomes(cold.authority), { use_dpop_nonce: 1, issued: 1 })
 
   cold.authority.rotateNonce()
-  cold.authority.setTokenEndpointMode('slow', 150) // every answer takes a while, so sends before answers mean no waiting
+  cold.authority.setTokenEndpointMode('slow', 1000) // every answer takes a while (long enough for a loaded machine), so sends before answers mean no waiting
   const requests = await Promise.all([1, 2, 3, 4].map(async index => await cold.tenant(index)))
   cold.events.length = 0
   const issued = await Promise.all(requests.map(async request => await cold.client.fetchToken(request)))
@@ -134,7 +134,7 @@ t.test('once a nonce is known, requests go in parallel; a stale one is answered 
 
 t.test('the first request failing with invalid_client fails only that tenant; the waiting ones go on', async t => {
   const cold = await startCold(t)
-  cold.authority.setTokenEndpointMode('slow', 200) // the learner is surely still in flight when the others arrive
+  cold.authority.setTokenEndpointMode('slow', 1000) // the learner is surely still in flight when the others arrive
   const unknown: TokenRequest = { ...await cold.tenant(0), clientId: 'not-registered' }
   const others = await Promise.all([1, 2, 3, 4, 5].map(async index => await cold.tenant(index, { singleTenant: index === 5 })))
 
@@ -163,7 +163,8 @@ t.test('the first request timing out does not fail or hang the waiting ones', as
   })
   const address = blackHole.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  const timeoutMs = 300
+  // Long enough that the real token requests never time out on a loaded machine; only the black hole does.
+  const timeoutMs = 1000
   const cold = await startCold(t, { timeoutMs, firstTokenRequestTo: `http://127.0.0.1:${port}/connect/token` })
   const requests = await Promise.all([0, 1, 2, 3].map(async index => await cold.tenant(index, { singleTenant: index === 3 })))
 
@@ -181,7 +182,7 @@ t.test('the first request timing out does not fail or hang the waiting ones', as
 
 t.test('the wait is per token endpoint and ends with the first answer, not with the first request\'s retry', async t => {
   const cold = await startCold(t)
-  cold.authority.setTokenEndpointMode('slow', 150)
+  cold.authority.setTokenEndpointMode('slow', 1000)
   const requests = await Promise.all([0, 1, 2].map(async index => await cold.tenant(index)))
 
   await Promise.all(requests.map(async request => await cold.client.fetchToken(request)))
