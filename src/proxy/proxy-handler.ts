@@ -171,7 +171,7 @@ export function createProxyHandler (options: ProxyHandlerOptions): (request: Inc
     // until the caller hangs up: a call already on its way still counts against the cap.
     try {
       const upstream = await options.forward({
-        context: { tenant: target.tenant, api: target.api },
+        context: { tenant: target.tenant, api: target.api, requestId: state.id },
         tokenRequest: api.tokenRequest,
         api: api.config,
         method,

@@ -13,6 +13,8 @@ import { backoffDelayMs, type RetryPolicy } from './retry.ts'
 export interface TokenContext {
   readonly tenant: string
   readonly api: string
+  /** The proxied request that asked: a fetch it starts logs it as `reqId` (requests that wait for that fetch log their own lines). Never a metric label or in /status. */
+  readonly requestId?: string
 }
 
 /** A cached token as /status may show it: lifetimes and scopes, never the token. */
@@ -63,21 +65,24 @@ export function createTokenService (options: TokenServiceOptions): TokenService 
   const rejections = new LRUCache<string, { error: BrokerError, untilMs: number }>({ max: options.maxEntries ?? 1000 })
 
   const fetchWithRetry = async (context: TokenContext, request: TokenRequest): Promise<AccessToken> => {
+    const labels = { tenant: context.tenant, api: context.api }
+    // The request that started the fetch, so that its slow answer can be traced to this fetch.
+    const fields = context.requestId === undefined ? labels : { ...labels, reqId: context.requestId }
     for (let attempt = 1; ; attempt++) {
       try {
         const token = await options.client.fetchToken(request)
-        metrics.tokenFetches.inc({ ...context, outcome: 'issued' })
-        logger.info({ tenant: context.tenant, api: context.api, expiresInSeconds: Math.round((token.expiresAtMs - token.issuedAtMs) / 1000) }, 'token fetched')
+        metrics.tokenFetches.inc({ ...labels, outcome: 'issued' })
+        logger.info({ ...fields, expiresInSeconds: Math.round((token.expiresAtMs - token.issuedAtMs) / 1000) }, 'token fetched')
         return token
       } catch (error) {
         const isRetryable = error instanceof BrokerError && error.code === 'BROKER_IDP_UNREACHABLE'
-        metrics.tokenFetches.inc({ ...context, outcome: outcomeOf(error) })
+        metrics.tokenFetches.inc({ ...labels, outcome: outcomeOf(error) })
         if (!isRetryable || attempt >= retry.attempts) {
-          logger.error({ tenant: context.tenant, api: context.api, code: codeOf(error), attempt, err: error }, 'token fetch failed')
+          logger.error({ ...fields, code: codeOf(error), attempt, err: error }, 'token fetch failed')
           throw error
         }
         const delayMs = backoffDelayMs(retry, attempt)
-        logger.warn({ tenant: context.tenant, api: context.api, attempt, delayMs }, 'token fetch failed, retrying')
+        logger.warn({ ...fields, attempt, delayMs }, 'token fetch failed, retrying')
         await new Promise(resolve => setTimeout(resolve, delayMs))
       }
     }
@@ -91,7 +96,7 @@ export function createTokenService (options: TokenServiceOptions): TokenService 
         const lifetimeMs = token.expiresAtMs - token.issuedAtMs
         // Refresh ahead by max(30 s, 10 %), but never before half the lifetime has passed.
         const aheadMs = Math.min(Math.max(30_000, lifetimeMs / 10), lifetimeMs / 2)
-        cache.set(key, { token, refreshAtMs: token.expiresAtMs - aheadMs, context })
+        cache.set(key, { token, refreshAtMs: token.expiresAtMs - aheadMs, context: { tenant: context.tenant, api: context.api } })
         rejections.delete(key)
         return token
       }, (error: unknown) => {
@@ -112,7 +117,7 @@ export function createTokenService (options: TokenServiceOptions): TokenService 
         if (nowMs >= entry.refreshAtMs && !inFlight.has(key)) {
           metrics.tokenCache.inc({ result: 'refresh_ahead' })
           // The current token stays in use; a failed refresh is logged and retried on the next call.
-          refresh(key, entry.context, request).catch(() => {})
+          refresh(key, context, request).catch(() => {})
         } else {
           metrics.tokenCache.inc({ result: 'hit' })
         }

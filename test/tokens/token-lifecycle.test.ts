@@ -39,6 +39,17 @@ t.test('a cached token is reused until its refresh time, then refreshed in the b
 
   t.equal(broker.authority.issuedTokens.length, 2)
   t.equal(tokenUsed(broker, 3), broker.authority.issuedTokens[1], 'the next call uses the refreshed token')
+
+  // Each token fetch names the request that started it, so a slow answer can be traced to its fetch.
+  const lines = broker.logs.lines.map(line => JSON.parse(line) as { msg: string, reqId?: string })
+  const requestIds = lines.filter(line => line.msg === 'request completed').map(line => line.reqId)
+  const fetchedBy = lines.filter(line => line.msg === 'token fetched').map(line => line.reqId)
+  t.equal(requestIds.length, 4)
+  t.same(fetchedBy, [requestIds[0], requestIds[2]], 'the cold fetch by the first call, the refresh ahead by the third')
+  const status = await (await broker.admin('/status')).text()
+  const metrics = await (await broker.admin('/metrics')).text()
+  t.notMatch(status, /reqId|requestId/, 'request ids stay out of /status')
+  t.match(metrics, /^helseid_broker_token_fetches_total\{tenant="granfjelldal",api="persontjenesten",outcome="issued"\} 2$/m, 'and out of metric labels')
 })
 
 t.test('an expired token is never used: the call waits for a new one', async t => {
