@@ -7,6 +7,10 @@ import { calculateJwkThumbprint } from 'jose'
 import { startFakeAuthority, type FakeAuthority } from '../../src/demo/fake-authority.ts'
 import { startFakePersontjenesten, type FakePersontjenesten } from '../../src/demo/fake-persontjenesten.ts'
 import { privateJwk, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
+import { startBroker } from '../../src/app.ts'
+import { createManualClock } from '../../src/clock.ts'
+import { loadConfigFiles } from '../../src/commands/load-files.ts'
+import { captureLogs } from '../helpers/capture-logs.ts'
 
 const bin = new URL('../../src/bin.js', import.meta.url).pathname
 const scope = 'nhn:hgd-persontjenesten-api/restricted-access'
@@ -16,7 +20,8 @@ interface Environment {
   readonly authority: FakeAuthority
   readonly persontjenesten: FakePersontjenesten
   readonly configPath: string
-  readonly writeConfig: (tenants: string) => Promise<void>
+  /** Writes the config with these tenant lines; `settings` replaces the listen line (add other top-level keys after it). */
+  readonly writeConfig: (tenants: string, settings?: string) => Promise<void>
 }
 
 async function environment (t: Test): Promise<Environment> {
@@ -29,9 +34,9 @@ async function environment (t: Test): Promise<Environment> {
   const dir = t.testdir({ keys: {} })
   await writeJson(dir, 'keys/granfjelldal.json', selvbetjeningDownload(jwk, { authority: authority.issuer, clientId: 'gf-client' }))
   const configPath = join(dir, 'broker.yaml')
-  const writeConfig = async (tenants: string): Promise<void> => {
+  const writeConfig = async (tenants: string, settings = 'listen: { proxy: "127.0.0.1:0", admin: "127.0.0.1:0" }'): Promise<void> => {
     await writeFile(configPath, `helseid: { issuer: "${authority.issuer}" }
-listen: { proxy: "127.0.0.1:0", admin: "127.0.0.1:0" }
+${settings}
 apis:
   persontjenesten: { url: "${persontjenesten.origin}", scopes: [${scope}] }
 tenants:
@@ -138,4 +143,59 @@ t.test('SIGTERM under load: every accepted request completes, then the broker ex
   t.match(await readiness.json(), { checks: [{ name: 'draining', isReady: false }] })
   t.equal(code, 0)
   t.match(broker.output(), /"msg":"draining"/)
+})
+
+t.test('POST /reload: restart-only changes are refused by path, reloadable ones apply, and reloads asked for together run one at a time', async t => {
+  const env = await environment(t)
+  const fileOptions = { allowInsecurePermissions: false }
+  const loaded = await loadConfigFiles(env.configPath, fileOptions)
+  const logs = captureLogs()
+  let loads = 0
+  let loading = 0
+  let mostAtOnce = 0
+  const broker = await startBroker(loaded.config, loaded.credentials, logs.logger, {
+    callerSecrets: loaded.callerSecrets,
+    // A clock that stands still: the rate-limit bucket cannot refill while the requests below are sent.
+    clock: createManualClock(),
+    load: async () => {
+      loads++
+      mostAtOnce = Math.max(mostAtOnce, ++loading)
+      try {
+        return await loadConfigFiles(env.configPath, fileOptions)
+      } finally {
+        loading--
+      }
+    }
+  })
+  t.teardown(async () => { await broker.close() })
+  const reload = async (): Promise<Response> => await fetch(`${broker.adminUrl}/reload`, { method: 'POST' })
+  const granfjelldal = '  granfjelldal: { client: keys/granfjelldal.json, organization: { child: "999977776" }, apis: [persontjenesten] }\n'
+  const fjordvik = '  fjordvik: { client: keys/granfjelldal.json, organization: { child: "999977775" }, apis: [persontjenesten] }\n'
+  t.equal((await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)).status, 200)
+
+  await env.writeConfig(granfjelldal + fjordvik, `listen: { proxy: "127.0.0.1:1", admin: "127.0.0.1:0" }
+limits: { maxConcurrentUpstream: 8, rateLimit: { requestsPerSecond: 5, burst: 5 } }`)
+  const restartOnly = await reload()
+  const refused = await restartOnly.json() as { code: string, detail: string }
+
+  t.equal(restartOnly.status, 422)
+  t.equal(refused.code, 'BROKER_RELOAD_REFUSED')
+  t.match(refused.detail, /listen\.proxy: changed; restart the broker to apply it/)
+  t.match(refused.detail, /limits\.maxConcurrentUpstream: changed/)
+  t.notMatch(refused.detail, /rateLimit/, 'a reloadable change is not named')
+  t.equal((await fetch(`${broker.proxyUrl}/fjordvik/${events}`)).status, 404, 'refused whole: the new tenant is not there')
+
+  await env.writeConfig(granfjelldal + fjordvik, `listen: { proxy: "127.0.0.1:0", admin: "127.0.0.1:0" }
+limits: { rateLimit: { requestsPerSecond: 5, burst: 5 } }`)
+  const loadsBefore = loads
+  const together = await Promise.all([reload(), reload(), reload()])
+
+  t.same(together.map(response => response.status), [200, 200, 200])
+  t.match(await together[0]?.json(), { status: 'reloaded', tenants: ['granfjelldal', 'fjordvik'] })
+  t.equal(loads - loadsBefore, 3, 'each reload read the file')
+  t.equal(mostAtOnce, 1, 'one after another')
+  t.equal((await fetch(`${broker.proxyUrl}/fjordvik/${events}`)).status, 200, 'the new tenant serves')
+  const limited = await Promise.all(Array.from({ length: 8 }, async () => (await fetch(`${broker.proxyUrl}/granfjelldal/${events}`)).status))
+  t.ok(limited.includes(429), `the new rate limit applies (${limited.join(' ')})`)
+  t.equal(env.authority.issuedTokens.length, 2, 'granfjelldal kept its cached token; fjordvik got one')
 })
