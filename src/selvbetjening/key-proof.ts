@@ -44,12 +44,12 @@ export async function proveRegisteredKey (target: RotationTarget, key: ClientKey
   }
 }
 
-/** Whether Selvbetjening (asked with the working key) lists `key`; false when it cannot be asked. */
-export async function isRegistered (target: RotationTarget, key: ClientKey, options: KeyProofOptions): Promise<boolean> {
+/** Whether Selvbetjening (asked with the working key) lists `key`, or the reason it could not be asked. */
+export async function registrationOf (target: RotationTarget, key: ClientKey, options: KeyProofOptions): Promise<{ readonly isListed: boolean } | { readonly unknown: string }> {
   try {
-    return findClientSecret(await options.selvbetjening.listClientSecrets(target.caller), key) !== undefined
+    return { isListed: findClientSecret(await options.selvbetjening.listClientSecrets(target.caller), key) !== undefined }
   } catch (error) {
-    if (error instanceof BrokerError) return false
+    if (error instanceof BrokerError) return { unknown: `${error.code}: ${error.message}` }
     throw error
   }
 }

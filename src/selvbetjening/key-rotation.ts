@@ -10,7 +10,7 @@ import { loadClientKey, parseClientKey } from '../keys/load-client-key.ts'
 import type { ProtectedFileOptions } from '../keys/protected-file.ts'
 import { isErrnoException, writeBackup, writeFileAtomic } from '../onboarding/atomic-write.ts'
 import type { TokenService } from '../tokens/token-service.ts'
-import { isRegistered, proveKey, proveRegisteredKey } from './key-proof.ts'
+import { proveKey, proveRegisteredKey, registrationOf } from './key-proof.ts'
 import {
   discardPendingKey, loadPendingKey, pendingKeyPath, readClientFile, removePendingKey, renderClientFile, savePendingKey, type PendingKey
 } from './rotation-files.ts'
@@ -156,7 +156,12 @@ async function resolve (target: RotationTarget, options: KeyRotationOptions): Pr
   }
   if (!verdict.isRejected) return { outcome: 'kept', reason: `HelseID could not be asked about it: ${verdict.reason}` }
   // HelseID refuses it. Selvbetjening listing it means a registration HelseID has not picked up yet: keep it for a while.
-  const isListed = await isRegistered(target, key, options)
+  const registration = await registrationOf(target, key, options)
+  // Without Selvbetjening's answer a registered key cannot be told from one never registered: keep it until it can.
+  if ('unknown' in registration) {
+    return { outcome: 'kept', reason: `HelseID refuses it (${verdict.reason}), and Selvbetjening could not be asked whether it is registered (${registration.unknown})` }
+  }
+  const { isListed } = registration
   const ageMs = options.clock.nowMs() - Date.parse(pending.registeredAt ?? pending.createdAt)
   if (isListed && ageMs < (options.registeredGraceMs ?? dayMs)) {
     return { outcome: 'kept', reason: `Selvbetjening lists key ${key.kid} but HelseID does not accept it yet (${verdict.reason})` }

@@ -123,6 +123,34 @@ t.test('a refused registration leaves the working key and a pending key; it is d
   t.not(await kidInFile(setup.clientFile), setup.kid)
 })
 
+t.test('a pending key HelseID refuses is kept while Selvbetjening cannot say whether it was registered', async t => {
+  const fakes = await startFakes(t)
+  const setup = await setUpClient(t, fakes, { clientId: 'unknown-client' })
+  fakes.selvbetjening.setMode('unavailable')
+  t.equal((await runCli(['keys', 'rotate', '--config', setup.configPath, '--tenant', 'granfjelldal'])).code, 1)
+  const pendingBefore = await readFile(`${setup.clientFile}.pending.json`, 'utf8')
+
+  // Selvbetjening still down at start: HelseID refuses the key, but whether it was registered cannot be known.
+  const first = await startConfiguredBroker(t, setup.configPath)
+  await first.broker.deps.keyRotation.idle()
+  await first.broker.close()
+
+  t.equal(await readFile(`${setup.clientFile}.pending.json`, 'utf8'), pendingBefore, 'the pending key is kept, byte for byte')
+  t.equal(logLines(first.logs.lines, 'pending key discarded').length, 0, 'not discarded as "never registered"')
+  t.match(logLines(first.logs.lines, 'pending key unresolved; kept for a later try'), [{
+    level: 40,
+    reason: /^HelseID refuses it \(BROKER_IDP_REJECTED: .*\), and Selvbetjening could not be asked whether it is registered \(BROKER_SELVBETJENING_FAILED: .*HTTP 503/
+  }])
+
+  // Once Selvbetjening answers that it does not list the key, it is moved aside.
+  fakes.selvbetjening.setMode('ok')
+  const second = await startConfiguredBroker(t, setup.configPath)
+  await second.broker.deps.keyRotation.idle()
+  t.equal(await readPending(setup), undefined)
+  t.match(logLines(second.logs.lines, 'pending key discarded'), [{ reason: /it was never registered$/ }])
+  t.equal(await kidInFile(setup.clientFile), setup.kid, 'the working key never changed')
+})
+
 t.test('keys rotate itself first discards a pending key HelseID does not know', async t => {
   const fakes = await startFakes(t)
   const setup = await setUpClient(t, fakes, { clientId: 'stale-client' })
