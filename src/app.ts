@@ -381,14 +381,19 @@ export async function startBroker (
   } catch (error) {
     logger.warn({ err: error, issuer: config.helseid.issuer }, 'helseid discovery failed at start-up; will retry')
   }
-  const servers = await buildServers(deps)
   const listen = options.listen ?? config.listen
-  const proxyUrl = await servers.proxy.listen(listen.proxy)
+  let servers: BrokerServers | undefined
+  let proxyUrl: string
   let adminUrl: string
   try {
+    servers = await buildServers(deps)
+    proxyUrl = await servers.proxy.listen(listen.proxy)
     adminUrl = await servers.admin.listen({ host: listen.admin.host, port: listen.admin.port })
   } catch (error) {
-    await servers.proxy.close()
+    // Nothing outlives a failed start: not a listener, a connection pool or the audit file.
+    await servers?.proxy.close()
+    await servers?.admin.close()
+    await deps.close()
     throw error
   }
   // Never blocks or fails start-up: the first round runs in the background; failures are logged and shown in /status and /readyz.
