@@ -69,7 +69,7 @@ export async function main (argv: readonly string[], io: CliIo): Promise<number>
     return exitCodes.ok
   }
   if (values.version === true) {
-    io.out('helseid-broker 0.1.0')
+    io.out(`helseid-broker ${await packageVersion()}`)
     return exitCodes.ok
   }
   if (command === undefined) return usageError(io, 'no command given')
@@ -156,4 +156,11 @@ function parsePort (value: string | undefined, fallback: number): number | undef
   if (value === undefined) return fallback
   const port = Number(value)
   return /^\d{1,5}$/.test(value) && port <= 65535 ? port : undefined
+}
+
+/** The version in package.json, which sits two folders above the running dist/src/cli.js (in the repository and when installed). */
+async function packageVersion (): Promise<string> {
+  const { readFile } = await import('node:fs/promises')
+  const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return version
 }
