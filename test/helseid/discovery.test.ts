@@ -51,3 +51,35 @@ t.test('an unreachable issuer is BROKER_IDP_UNREACHABLE', async t => {
   await t.rejects(discovery.get(), { code: 'BROKER_IDP_UNREACHABLE' })
   t.equal(discovery.current(), undefined)
 })
+
+t.test('a discovery answer that is not a document: a broker code and a message that says what came', async t => {
+  const { createServer } = await import('node:http')
+  const answers: Array<[number, string]> = [[503, 'busy'], [404, 'not here'], [200, '<html>login</html>'], [200, 'null']]
+  let index = 0
+  const server = createServer((_request, response) => {
+    const [status, body] = answers[index++] ?? [500, '']
+    response.writeHead(status, { 'content-type': 'text/plain' }).end(body)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const address = server.address()
+  const issuer = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  const outcomes: Array<{ code: string, message: string }> = []
+  for (let i = 0; i < answers.length; i++) {
+    // A fresh discovery each time: a failed fetch is not cached, but a fresh one keeps the cases apart.
+    const discovery = createDiscovery({ issuer, clock: createManualClock(), timeoutMs: 2000, fetch: async (url, init) => await fetch(url, init) })
+    try {
+      await discovery.get()
+      outcomes.push({ code: 'none', message: '' })
+    } catch (error) {
+      outcomes.push(error instanceof BrokerError ? { code: error.code, message: error.message } : { code: 'other', message: String(error) })
+    }
+  }
+
+  t.same(outcomes, [
+    { code: 'BROKER_IDP_UNREACHABLE', message: 'HelseID discovery answered HTTP 503' },
+    { code: 'BROKER_IDP_BAD_RESPONSE', message: 'HelseID discovery answered HTTP 404' },
+    { code: 'BROKER_IDP_BAD_RESPONSE', message: 'HelseID discovery is not JSON' },
+    { code: 'BROKER_IDP_BAD_RESPONSE', message: 'HelseID discovery is not a JSON object' }
+  ], 'a server error may pass (unreachable, retried); anything else is a bad answer')
+})

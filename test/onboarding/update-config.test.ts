@@ -124,6 +124,28 @@ t.test('a JSON config stays JSON, with its indentation', async t => {
   t.ok(update.text.endsWith('}\n'))
 })
 
+t.test('a JSON config: an existing tenant gets the new client, client id and organization; its apis and everything else stay', async t => {
+  const text = '{\n\t"helseid": { "environment": "test" },\n\t"apis": { "persontjenesten": { "url": "https://x.test.nhn.no", "scopes": ["s"] } },\n' +
+    '\t"tenants": {\n\t\t"granfjelldal": { "client": "keys/old.json", "clientId": "old-client", "organization": { "child": "999977776" }, "apis": ["persontjenesten"] }\n\t},\n' +
+    '\t"logging": { "level": "warn" }\n}'
+  const update = updateTenantConfig(text, { tenant: 'granfjelldal', client: 'keys/granfjelldal.json', clientId: 'new-client', organization: { parent: '999977774', child: '999977775' } })
+
+  t.equal(update.method, 'json')
+  t.equal(update.isNewTenant, false)
+  const config = JSON.parse(update.text) as Record<string, unknown>
+  t.same(config.tenants, {
+    granfjelldal: { client: 'keys/granfjelldal.json', clientId: 'new-client', organization: { parent: '999977774', child: '999977775' }, apis: ['persontjenesten'] }
+  })
+  t.same(config.logging, { level: 'warn' }, 'other sections are kept')
+  t.match(update.text, /^\{\n\t"helseid"/, 'tab indentation kept')
+  t.notOk(update.text.endsWith('\n'), 'no final newline added where there was none')
+  t.same(update.changes, [
+    'tenants.granfjelldal.client: keys/old.json → keys/granfjelldal.json',
+    'tenants.granfjelldal.clientId: old-client → new-client',
+    'tenants.granfjelldal.organization: child 999977776 → parent 999977774 child 999977775'
+  ], 'each change is named')
+})
+
 t.test('errors: several APIs without --api, no APIs, invalid YAML, tenants not a mapping', async t => {
   const twoApis = head.replace('apis:\n', 'apis:\n  kjernejournal: { url: https://kj.test.nhn.no, scopes: [kj] }\n')
   t.throws(() => updateTenantConfig(twoApis, add), TenantApisNeededError)
