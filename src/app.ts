@@ -390,10 +390,11 @@ export async function startBroker (
     proxyUrl = await servers.proxy.listen(listen.proxy)
     adminUrl = await servers.admin.listen({ host: listen.admin.host, port: listen.admin.port })
   } catch (error) {
-    // Nothing outlives a failed start: not a listener, a connection pool or the audit file.
-    await servers?.proxy.close()
-    await servers?.admin.close()
-    await deps.close()
+    // A failed start leaves no listener, connection pool or audit file open; the start's own error is what the caller gets.
+    const closed = await Promise.allSettled([servers?.proxy.close(), servers?.admin.close(), deps.close()])
+    for (const result of closed) {
+      if (result.status === 'rejected') logger.warn({ err: result.reason }, 'closing after a failed start failed')
+    }
     throw error
   }
   // Never blocks or fails start-up: the first round runs in the background; failures are logged and shown in /status and /readyz.
