@@ -15,3 +15,11 @@ export function captureLogs (): { readonly logger: Logger, readonly lines: strin
   })
   return { logger: createLogger('trace', stream), lines, text: () => lines.join('\n') }
 }
+
+/** One logged JSON line. */
+export interface LogLine { readonly level: number, readonly msg: string, readonly [field: string]: unknown }
+
+/** The captured lines whose message is `msg`, parsed, in the order they were written. */
+export function logLines (lines: readonly string[], msg: string): LogLine[] {
+  return lines.map(line => JSON.parse(line) as LogLine).filter(line => line.msg === msg)
+}

@@ -6,7 +6,7 @@ import { startBroker, type RunningBroker } from '../../src/app.ts'
 import type { BrokerConfig } from '../../src/config/config.ts'
 import type { TenantCredentials } from '../../src/keys/tenant-keys.ts'
 import { privateJwk, publicOnly } from '../fixtures/client-key-files.ts'
-import { captureLogs } from '../helpers/capture-logs.ts'
+import { captureLogs, logLines } from '../helpers/capture-logs.ts'
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts'
 
 const dayMs = 86_400_000
@@ -14,8 +14,6 @@ const dayMs = 86_400_000
 interface Readiness { status: string, checks: Array<{ name: string, isReady: boolean, detail: string }> }
 interface KeyStatus { kid: string, expiresAt: string | null, daysLeft: number | null, expiryCheckedAt: string | null, expiryError: string | null }
 interface Status { tenants: Array<{ name: string, key: KeyStatus }> }
-interface LogLine { level: number, msg: string, [field: string]: unknown }
-
 async function startMonitoredBroker (t: Test): Promise<TestBroker> {
   const broker = await startTestBroker(t, { broker: { checkKeyExpiry: true } })
   await broker.broker.deps.keyExpiry.checkNow() // joins the round start-up began
@@ -31,10 +29,6 @@ async function readyz (admin: string): Promise<{ status: number, keyExpiry: Read
 async function keyOf (admin: string, tenant: string): Promise<KeyStatus | undefined> {
   const status = await (await fetch(`${admin}/status`)).json() as Status
   return status.tenants.find(entry => entry.name === tenant)?.key
-}
-
-function logLines (broker: TestBroker, msg: string): LogLine[] {
-  return broker.logs.lines.map(line => JSON.parse(line) as LogLine).filter(line => line.msg === msg)
 }
 
 function kidOf (broker: TestBroker, tenant: string): string {
@@ -59,8 +53,8 @@ t.test('at start every key\'s expiry is read once and shown in /status, /metrics
   t.match(metrics, /^helseid_broker_key_expiry_seconds\{tenant="fjordvik",kid="[\w-]+"\} /m)
   t.equal(ready.status, 200)
   t.match(ready.keyExpiry, { isReady: true, detail: /granfjelldal: key expires in 7\d\d days; fjordvik: key expires in 7\d\d days/ })
-  t.equal(logLines(broker, 'key expiry checked').length, 2)
-  t.equal(logLines(broker, 'key expires soon').length, 0)
+  t.equal(logLines(broker.logs.lines, 'key expiry checked').length, 2)
+  t.equal(logLines(broker.logs.lines, 'key expires soon').length, 0)
 })
 
 t.test('fewer than warnDays left: a warning line and a readiness detail; more: neither; expired: not ready', async t => {
@@ -74,7 +68,7 @@ t.test('fewer than warnDays left: a warning line and a readiness detail; more: n
   t.equal(broker.config.keys.warnDays, 30)
 
   await expireIn(29 * dayMs + 3_600_000)
-  const soon = logLines(broker, 'key expires soon')
+  const soon = logLines(broker.logs.lines, 'key expires soon')
   const soonReady = await readyz(broker.broker.adminUrl)
   const soonKey = await keyOf(broker.broker.adminUrl, 'granfjelldal')
 
@@ -89,7 +83,7 @@ t.test('fewer than warnDays left: a warning line and a readiness detail; more: n
   await expireIn(31 * dayMs + 3_600_000)
   const laterReady = await readyz(broker.broker.adminUrl)
 
-  t.equal(logLines(broker, 'key expires soon').length, 1, 'no new warning')
+  t.equal(logLines(broker.logs.lines, 'key expires soon').length, 1, 'no new warning')
   t.match(laterReady.keyExpiry?.detail, /granfjelldal: key expires in 31 days;/)
   t.notMatch(laterReady.keyExpiry?.detail, /granfjelldal[^;]*fewer/)
 
@@ -99,7 +93,7 @@ t.test('fewer than warnDays left: a warning line and a readiness detail; more: n
 
   t.equal(expiredReady.status, 503)
   t.match(expiredReady.keyExpiry, { isReady: false, detail: /granfjelldal: key [\w-]+ expired \d{4}-/ })
-  t.match(logLines(broker, 'key expired'), [{ level: 50, tenant: 'granfjelldal', kid, daysLeft: -1 }])
+  t.match(logLines(broker.logs.lines, 'key expired'), [{ level: 50, tenant: 'granfjelldal', kid, daysLeft: -1 }])
   t.match(metrics, new RegExp(`^helseid_broker_key_expiry_seconds\\{tenant="granfjelldal",kid="${kid}"\\} -8\\d{4}`, 'm'), 'negative seconds once expired')
   t.equal((await keyOf(broker.broker.adminUrl, 'granfjelldal'))?.daysLeft, -1)
 })
@@ -119,7 +113,7 @@ t.test('a failed check is logged and shown; the last known expiry stays; the bro
   t.equal(ready.status, 200)
   t.match(ready.keyExpiry?.detail, /key expires in 7\d\d days; last check failed: BROKER_SELVBETJENING_FAILED/)
   // Tenants are checked concurrently, so the order of their lines is not fixed.
-  const failed = logLines(broker, 'key expiry check failed')
+  const failed = logLines(broker.logs.lines, 'key expiry check failed')
   t.match(failed.find(line => line.tenant === 'granfjelldal'), { level: 40, tenant: 'granfjelldal', code: 'BROKER_SELVBETJENING_FAILED' })
 
   broker.selvbetjening.setMode('ok')

@@ -9,15 +9,10 @@ import {
   issuedKids, keyDirectory, kidInFile, readPending, setUpClient, startConfiguredBroker, startFakes
 } from '../helpers/rotation-setup.ts'
 import { runCli } from '../helpers/run-cli.ts'
+import { logLines } from '../helpers/capture-logs.ts'
 
 const dayMs = 86_400_000
 const isPosix = process.platform !== 'win32'
-
-interface LogLine { level: number, msg: string, [field: string]: unknown }
-
-function logLines (lines: readonly string[], msg: string): LogLine[] {
-  return lines.map(line => JSON.parse(line) as LogLine).filter(line => line.msg === msg)
-}
 
 t.test('keys rotate: the new key is registered, proven and promoted; the old file is kept as a backup', async t => {
   const fakes = await startFakes(t)

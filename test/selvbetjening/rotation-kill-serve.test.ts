@@ -5,10 +5,9 @@ import t from 'tap'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { rotationSteps } from '../../src/selvbetjening/key-rotation.ts'
+import type { LogLine } from '../helpers/capture-logs.ts'
 import { expectedKid, registeredFrom, rotateAndKill } from '../helpers/rotation-kill.ts'
 import { issuedKids, kidInFile, readPending, startConfiguredBroker, startFakes } from '../helpers/rotation-setup.ts'
-
-interface LogLine { msg: string, [field: string]: unknown }
 
 t.test('killed after each step, the broker comes back working', async t => {
   const fakes = await startFakes(t)

@@ -11,12 +11,7 @@ import { KeyRotationError, generateRotationKey, rotateClientKey, rotationTargetO
 import { removePendingKey, savePendingKey } from '../../src/selvbetjening/rotation-files.ts'
 import { privateJwk, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 import { issuedKids, keyDirectory, kidInFile, readPending, setUpClient, startConfiguredBroker, startFakes } from '../helpers/rotation-setup.ts'
-
-interface LogLine { level: number, msg: string, [field: string]: unknown }
-
-function logLines (lines: readonly string[], msg: string): LogLine[] {
-  return lines.map(line => JSON.parse(line) as LogLine).filter(line => line.msg === msg)
-}
+import { logLines } from '../helpers/capture-logs.ts'
 
 t.test('a client file replaced on disk since the broker loaded it is not rotated: nothing registered, the file untouched', async t => {
   const fakes = await startFakes(t)
