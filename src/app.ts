@@ -97,6 +97,11 @@ export async function createDependencies (
   logger: Logger,
   options: DependencyOptions = {}
 ): Promise<BrokerDependencies> {
+  // Checked before anything is opened (connection pools, the audit file), so that this refusal leaves nothing behind.
+  if (config.callers !== undefined) {
+    const missing = Object.keys(config.callers).filter(name => options.callerSecrets?.get(name) === undefined)
+    if (missing.length > 0) throw new TypeError(`no secret loaded for caller(s) ${missing.join(', ')}`)
+  }
   const clock = options.clock ?? systemClock
   const metrics = createMetrics()
   const env = options.env ?? process.env
@@ -143,10 +148,6 @@ export async function createDependencies (
   })
   const agents = new Map<string, Dispatcher>()
   const audit = createAuditLog(config.audit.file)
-  if (config.callers !== undefined) {
-    const missing = Object.keys(config.callers).filter(name => options.callerSecrets?.get(name) === undefined)
-    if (missing.length > 0) throw new TypeError(`no secret loaded for caller(s) ${missing.join(', ')}`)
-  }
   let live = { config, tenants, policy: createProxyPolicy(config, tenants, options.callerSecrets ?? new Map()) }
   let reloading: Promise<void> | undefined
   const load = options.load

@@ -66,6 +66,25 @@ for (const busyListener of ['admin', 'proxy'] as const) {
   })
 }
 
+t.test('callers configured but their secrets not loaded: the start is refused before anything is opened', { skip: process.platform === 'linux' ? false : 'reads /proc/self/fd' }, async t => {
+  const fakes = await startFakes(t)
+  const setup = await setUpClient(t, fakes, { clientId: 'no-secrets' })
+  const auditFile = join(setup.dir, 'audit.jsonl')
+  const loaded = await loadConfig(setup.configPath)
+  const config = {
+    ...loaded,
+    audit: { file: auditFile },
+    callers: { epj: { name: 'epj', secret: { kind: 'file', file: join(setup.dir, 'epj.secret') }, tenants: '*', allow: [] } as const }
+  }
+  const credentials = await loadTenantCredentials(config)
+
+  const error = await startBroker(config, credentials, captureLogs().logger, { checkKeyExpiry: false, listen: { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } } })
+    .then(async broker => { await broker.close(); return undefined }, (error: unknown) => error)
+
+  t.match(error, { message: 'no secret loaded for caller(s) epj' })
+  t.equal(await isOpen(auditFile), false, 'the audit file was never left open')
+})
+
 t.test('POST /reload on a broker started without a config file: 422 BROKER_RELOAD_REFUSED saying why', async t => {
   const { broker, admin } = await startTestBroker(t)
   const response = await fetch(`${broker.adminUrl}/reload`, { method: 'POST' })
