@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
-import { createRemoteJWKSet, type JWTPayload } from 'jose'
+import { createRemoteJWKSet, type JWK, type JWTPayload } from 'jose'
 import { systemClock, type Clock } from '../clock.ts'
 import type { FakeAuthority, RegisteredClient } from './fake-authority.ts'
 import { listenOrigin } from '../http/urls.ts'
@@ -63,6 +63,13 @@ export interface FakeSelvbetjening {
   retireKey (clientId: string, kid: string): void
   /** 'ok'; 'unavailable' → 503 problem details; 'malformed' → 200 with a body of the wrong shape (after authentication). */
   setMode (mode: 'ok' | 'unavailable' | 'malformed'): void
+  /**
+   * 'immediate' (default): a registered key is valid at the authority at once. 'held': Selvbetjening lists a newly
+   * registered key, but the authority refuses it until `propagate()`, as when HelseID has not picked it up yet.
+   */
+  setPropagation (propagation: 'immediate' | 'held'): void
+  /** Hands the held keys to the authority. */
+  propagate (): void
   /** Replaces the DPoP nonce demanded when `requireNonce` is on. */
   rotateNonce (): void
   close (): Promise<void>
@@ -87,6 +94,9 @@ export async function startFakeSelvbetjening (options: FakeSelvbetjeningOptions)
   // Per `${clientId} ${kid}`: expiry and origin; a key without an entry gets one (Gui, two years) when first listed.
   const known = new Map<string, { expirationMs: number, origin: 'Api' | 'Gui' }>()
   let mode: 'ok' | 'unavailable' | 'malformed' = 'ok'
+  let propagation: 'immediate' | 'held' = 'immediate'
+  // Per client: keys registered here that the authority does not know yet.
+  const held = new Map<string, JWK[]>()
   let nonce = randomBytes(24).toString('base64url')
   let origin = ''
 
@@ -107,7 +117,7 @@ export async function startFakeSelvbetjening (options: FakeSelvbetjeningOptions)
   const secrets = (clientId: string): ClientSecretEntry[] => {
     const client = authority.registeredClient(clientId)
     if (client === undefined) return []
-    return client.publicJwks.map(jwk => {
+    return [...client.publicJwks, ...held.get(clientId) ?? []].map(jwk => {
       const jwkThumbprint = thumbprintOf(jwk)
       const kid = typeof jwk.kid === 'string' ? jwk.kid : jwkThumbprint
       const id = `${clientId} ${kid}`
@@ -206,7 +216,8 @@ export async function startFakeSelvbetjening (options: FakeSelvbetjeningOptions)
     if (mode === 'malformed') return { expires: 'soon' }
     const expirationMs = twoYearsAfter(clock.nowMs())
     // The old keys stay valid alongside the new one until retired.
-    authority.registerClient({ ...client, publicJwks: [...client.publicJwks, { ...parsed, kid }] })
+    if (propagation === 'held') held.set(clientId, [...held.get(clientId) ?? [], { ...parsed, kid }])
+    else authority.registerClient({ ...client, publicJwks: [...client.publicJwks, { ...parsed, kid }] })
     known.set(`${clientId} ${kid}`, { expirationMs, origin: 'Api' })
     return { expiration: new Date(expirationMs).toISOString() }
   })
@@ -233,6 +244,14 @@ export async function startFakeSelvbetjening (options: FakeSelvbetjeningOptions)
       known.delete(`${clientId} ${kid}`)
     },
     setMode (newMode) { mode = newMode },
+    setPropagation (newPropagation) { propagation = newPropagation },
+    propagate () {
+      for (const [clientId, keys] of held) {
+        const client = registrationOf(clientId)
+        authority.registerClient({ ...client, publicJwks: [...client.publicJwks, ...keys] })
+      }
+      held.clear()
+    },
     rotateNonce () { nonce = randomBytes(24).toString('base64url') },
     async close () { await app.close() }
   }

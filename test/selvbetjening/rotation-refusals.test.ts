@@ -1,7 +1,7 @@
 // Key rotation refusals and recoveries: a client file changed under the broker, pending files that no longer fit, a file
 // system that refuses the pending file, a registered key HelseID never accepts. The working key must survive each one.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -12,6 +12,7 @@ import { removePendingKey, savePendingKey } from '../../src/selvbetjening/rotati
 import { privateJwk, publicOnly, selvbetjeningDownload, writeJson } from '../fixtures/client-key-files.ts'
 import { issuedKids, keyDirectory, kidInFile, readPending, setUpClient, startConfiguredBroker, startFakes } from '../helpers/rotation-setup.ts'
 import { logLines } from '../helpers/capture-logs.ts'
+import { runCli } from '../helpers/run-cli.ts'
 
 t.test('a client file replaced on disk since the broker loaded it is not rotated: nothing registered, the file untouched', async t => {
   const fakes = await startFakes(t)
@@ -181,4 +182,64 @@ t.test('removePendingKey: a pending file already gone is fine; a directory in it
   await t.resolves(removePendingKey(join(dir, 'missing.json.pending.json')))
   await t.rejects(removePendingKey(join(dir, 'client.json.pending.json')), { code: /^(EISDIR|EPERM)$/ })
   t.same(await readdir(join(dir, 'client.json.pending.json')), ['inside'])
+})
+
+/** A rotation whose new key Selvbetjening registered and lists, but HelseID does not accept yet; the broker that ran it is closed. */
+async function registeredNotYetAccepted (t: Test, clientId: string): Promise<{ fakes: Awaited<ReturnType<typeof startFakes>>, setup: Awaited<ReturnType<typeof setUpClient>>, newKid: string }> {
+  const fakes = await startFakes(t)
+  const setup = await setUpClient(t, fakes, { clientId })
+  const { broker } = await startConfiguredBroker(t, setup.configPath)
+  await broker.deps.keyRotation.idle()
+  fakes.selvbetjening.setPropagation('held')
+  let newKid = ''
+  const error = await rotateClientKey(rotationTargetOf(broker.deps.tenants, 'granfjelldal'), {
+    selvbetjening: broker.deps.selvbetjening,
+    tokens: broker.deps.tokens,
+    clock: broker.deps.clock,
+    verifyDelaysMs: [10],
+    onProgress: (step, detail) => { if (step === 'generated') newKid = /kid (\S+)$/.exec(detail)?.[1] ?? '' }
+  }).then(() => undefined, (error: unknown) => error)
+  await broker.close()
+  t.match(error, { message: /^Selvbetjening registered the new key, but HelseID did not accept it/ })
+  t.ok(fakes.selvbetjening.secrets(clientId).some(secret => secret.kid === newKid), 'Selvbetjening lists the new key')
+  return { fakes, setup, newKid }
+}
+
+t.test('a key Selvbetjening lists but HelseID does not accept yet is kept, then promoted once HelseID accepts it', async t => {
+  const { fakes, setup, newKid } = await registeredNotYetAccepted(t, 'propagating')
+  const pending = await readFile(`${setup.clientFile}.pending.json`, 'utf8')
+
+  const waiting = await runCli(['keys', 'rotate', '--config', setup.configPath, '--tenant', 'granfjelldal'])
+
+  t.equal(waiting.code, 1)
+  t.match(waiting.err, new RegExp(`is not resolved yet: Selvbetjening lists key ${newKid} but HelseID does not accept it yet \\(BROKER_IDP_REJECTED`))
+  t.equal(await readFile(`${setup.clientFile}.pending.json`, 'utf8'), pending, 'the pending key is kept as it was')
+  t.equal(await kidInFile(setup.clientFile), setup.kid, 'the working key is unchanged')
+  t.equal(fakes.selvbetjening.received.filter(request => request.method === 'POST').length, 1, 'no second key was registered')
+
+  fakes.selvbetjening.propagate()
+  const finished = await runCli(['keys', 'rotate', '--config', setup.configPath, '--tenant', 'granfjelldal'])
+
+  t.equal(finished.code, 0, finished.err)
+  t.equal(await kidInFile(setup.clientFile), newKid, 'the registered key is promoted, not replaced by another')
+  t.equal(await readPending(setup), undefined)
+  t.equal(fakes.selvbetjening.received.filter(request => request.method === 'POST').length, 1, 'still one registration')
+})
+
+t.test('a key Selvbetjening lists but HelseID still refuses 24 hours after its registration is moved aside, and a new rotation works', async t => {
+  const { fakes, setup, newKid } = await registeredNotYetAccepted(t, 'never-propagated')
+  const pending = JSON.parse(await readFile(`${setup.clientFile}.pending.json`, 'utf8')) as Record<string, unknown>
+  t.equal(pending.state, 'registered')
+  // Registered 25 hours ago: past the grace HelseID gets to pick a key up.
+  await writeJson(setup.dir, `keys/never-propagated.json.pending.json`, { ...pending, registeredAt: new Date(Date.now() - 25 * 3_600_000).toISOString() })
+  fakes.selvbetjening.setPropagation('immediate')
+
+  const result = await runCli(['keys', 'rotate', '--config', setup.configPath, '--tenant', 'granfjelldal'])
+
+  t.equal(result.code, 0, result.err)
+  t.match(result.out, new RegExp(`discarded the pending key ${newKid} of an earlier rotation \\(HelseID still refuses it \\(BROKER_IDP_REJECTED: .*\\) 25 h after it was registered\\)`))
+  const rotated = await kidInFile(setup.clientFile)
+  t.not(rotated, newKid)
+  t.not(rotated, setup.kid)
+  t.match(await keyDirectory(setup), ['never-propagated.json', /^never-propagated\.json\.\d{8}T\d{6}Z\.bak$/, /^never-propagated\.json\.pending\.json\.discarded-\d{8}T\d{6}Z$/])
 })
