@@ -174,3 +174,27 @@ t.test('the token the client used is a JWT for the Selvbetjening audience', asyn
   const [token] = broker.authority.issuedTokens
   t.match(decodeJwt(token ?? ''), { aud: 'nhn:selvbetjening', scope: [selvbetjeningScope] })
 })
+
+t.test('a token Selvbetjening no longer accepts is replaced once, and the call goes through, a POST too', async t => {
+  const broker = await startTestBroker(t)
+  const { selvbetjening } = broker.broker.deps
+  const caller = callerOf(broker, 'granfjelldal')
+  const issuedForSelvbetjening = (): number => broker.authority.tokenRequests.filter(request => request.outcome === 'issued' && request.scope === selvbetjeningScope).length
+  await selvbetjening.listClientSecrets(caller)
+
+  // A new signing key at the authority: the cached token no longer verifies at Selvbetjening.
+  await broker.authority.rotateSigningKey()
+  const listed = await selvbetjening.listClientSecrets(caller)
+  await broker.authority.rotateSigningKey()
+  await selvbetjening.registerClientSecret(caller, { ...publicOnly(await privateJwk('P-256')), kid: 'after-new-signing-key' })
+
+  t.equal(listed.length, 1)
+  t.match(broker.selvbetjening.received.map(request => [request.method, request.outcome]), [
+    ['GET', 'ok'],
+    ['GET', /^invalid_token/], ['GET', 'ok'],
+    ['POST', /^invalid_token/], ['POST', 'ok']
+  ], 'each refused call is sent again once, with a new token (a 401 was not acted on, so a POST may be repeated)')
+  t.equal(broker.selvbetjening.received.length, 5)
+  t.equal(issuedForSelvbetjening(), 3, 'one token, then one new token per refusal')
+  t.ok(broker.selvbetjening.secrets(caller.clientId).some(secret => secret.kid === 'after-new-signing-key'), 'the key was registered once')
+})
