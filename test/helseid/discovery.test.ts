@@ -1,7 +1,9 @@
 import t from 'tap'
+import { createServer } from 'node:http'
 import { createManualClock } from '../../src/clock.ts'
 import { BrokerError } from '../../src/errors.ts'
 import { createDiscovery, parseMetadata } from '../../src/helseid/discovery.ts'
+import { listenOrigin } from '../../src/http/urls.ts'
 import { startFakeAuthority } from '../../src/demo/fake-authority.ts'
 
 t.test('discovery is fetched once, cached, and refreshed in the background when old', async t => {
@@ -53,7 +55,6 @@ t.test('an unreachable issuer is BROKER_IDP_UNREACHABLE', async t => {
 })
 
 t.test('a discovery answer that is not a document: a broker code and a message that says what came', async t => {
-  const { createServer } = await import('node:http')
   const answers: Array<[number, string]> = [[503, 'busy'], [404, 'not here'], [200, '<html>login</html>'], [200, 'null']]
   let index = 0
   const server = createServer((_request, response) => {
@@ -62,8 +63,7 @@ t.test('a discovery answer that is not a document: a broker code and a message t
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { server.close() })
-  const address = server.address()
-  const issuer = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  const issuer = listenOrigin(server.address(), '127.0.0.1')
   const outcomes: Array<{ code: string, message: string }> = []
   for (let i = 0; i < answers.length; i++) {
     // A fresh discovery each time: a failed fetch is not cached, but a fresh one keeps the cases apart.
