@@ -65,7 +65,7 @@ export function createTokenService (options: TokenServiceOptions): TokenService 
   const rejections = new LRUCache<string, { error: BrokerError, untilMs: number }>({ max: options.maxEntries ?? 1000 })
 
   const fetchWithRetry = async (context: TokenContext, request: TokenRequest): Promise<AccessToken> => {
-    const labels = { tenant: context.tenant, api: context.api }
+    const labels = labelsOf(context)
     // The request that started the fetch, so that its slow answer can be traced to this fetch.
     const fields = context.requestId === undefined ? labels : { ...labels, reqId: context.requestId }
     for (let attempt = 1; ; attempt++) {
@@ -96,7 +96,7 @@ export function createTokenService (options: TokenServiceOptions): TokenService 
         const lifetimeMs = token.expiresAtMs - token.issuedAtMs
         // Refresh ahead by max(30 s, 10 %), but never before half the lifetime has passed.
         const aheadMs = Math.min(Math.max(30_000, lifetimeMs / 10), lifetimeMs / 2)
-        cache.set(key, { token, refreshAtMs: token.expiresAtMs - aheadMs, context: { tenant: context.tenant, api: context.api } })
+        cache.set(key, { token, refreshAtMs: token.expiresAtMs - aheadMs, context: labelsOf(context) })
         rejections.delete(key)
         return token
       }, (error: unknown) => {
@@ -162,4 +162,9 @@ function outcomeOf (error: unknown): string {
   if (error instanceof BrokerError && error.code === 'BROKER_IDP_UNREACHABLE') return 'unreachable'
   if (error instanceof BrokerError && error.code === 'BROKER_IDP_BAD_RESPONSE') return 'bad_response'
   return 'error'
+}
+
+/** Tenant and API without the request id: what metric labels, the cache and /status may hold. */
+function labelsOf (context: TokenContext): { readonly tenant: string, readonly api: string } {
+  return { tenant: context.tenant, api: context.api }
 }
